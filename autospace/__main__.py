@@ -1,0 +1,3 @@
+from autospace.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,11 @@
+"""User-facing errors.
+
+Everything a user can get wrong (a bad file, a bad path, a bad value) raises
+`AutospaceError` with a message that says what was wrong and what would be
+right. The CLI prints that message on one line and exits with status 2; any
+other exception is a bug.
+"""
+
+
+class AutospaceError(ValueError):
+    """Bad input from the user: the message names the problem and the fix."""

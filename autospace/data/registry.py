@@ -1,0 +1,181 @@
+"""`load_dataset(name)`: from a data set name (or a path) to an `ImageDataset`.
+
+Names:
+- `cifar10`: CIFAR-10 from the data folder (see `find_cifar10_source` for what
+  is looked for); downloaded there if absent and `AUTOSPACE_NO_DOWNLOAD` is unset.
+- `synthetic` or `synthetic:TRAIN,TEST`: generated, no files.
+- `imagefolder:PATH`, or any path: an ImageFolder tree, or a CIFAR-10 file or
+  folder in one of the accepted formats.
+
+Decoded files are cached (see `cache.py`), so only the first load decodes.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+from pathlib import Path
+
+from autospace.data import cifar, imagefolder
+from autospace.data.cache import load_cached, source_key, store_cached
+from autospace.data.dataset import ImageDataset, build_dataset
+from autospace.data.reading import (
+    ACCEPTED_FORMATS,
+    CIFAR10_ARCHIVE,
+    CIFAR10_BATCHES_FOLDER,
+    CIFAR10_IMAGE_FOLDER,
+    CIFAR10_JPEG_NPZ,
+)
+from autospace.data.synthetic import parse_synthetic_name, synthetic_dataset
+from autospace.errors import AutospaceError
+
+DEFAULT_DATA_DIR = Path("~/.cache/autospace/data")
+DATASET_NAMES = ("cifar10", "synthetic", "synthetic:TRAIN,TEST", "imagefolder:PATH")
+VALID_NAMES_TEXT = (
+    "cifar10, synthetic, synthetic:TRAIN,TEST (e.g. synthetic:512,128), imagefolder:PATH, "
+    "or a path to an ImageFolder tree or a CIFAR-10 file/folder"
+)
+SOURCE_KINDS = ("cifar10_jpeg_npz", "cifar10_batches", "cifar10_archive", "imagefolder")
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The data folder: the explicit argument, else env `AUTOSPACE_DATA`, else `~/.cache/autospace/data`."""
+    if data_dir is None:
+        data_dir = os.environ.get("AUTOSPACE_DATA") or DEFAULT_DATA_DIR
+    return Path(data_dir).expanduser()
+
+
+def download_disabled() -> bool:
+    """True when env `AUTOSPACE_NO_DOWNLOAD` is set to anything but '', '0', 'false' or 'no'."""
+    return os.environ.get("AUTOSPACE_NO_DOWNLOAD", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def detect_source(path: Path) -> tuple[str, Path] | None:
+    """The source kind of a file or folder (one of SOURCE_KINDS), or None if it is none of them."""
+    if path.is_file():
+        lowered = path.name.lower()
+        if lowered.endswith(".npz"):
+            return "cifar10_jpeg_npz", path
+        if lowered.endswith((".tar.gz", ".tgz", ".tar")):
+            return "cifar10_archive", path
+        return None
+    if path.is_dir():
+        if path.name == CIFAR10_BATCHES_FOLDER or (path / "data_batch_1").is_file():
+            return "cifar10_batches", path
+        if imagefolder.is_image_folder(path):
+            return "imagefolder", path
+    return None
+
+
+def find_cifar10_source(data_dir: Path) -> tuple[str, Path] | None:
+    """Look in `data_dir` for, in order: cifar10_jpeg.npz, cifar-10-batches-py/,
+    cifar-10-python.tar.gz, cifar10/{train,test}/<class>/*; else take `data_dir`
+    itself if it is one of those."""
+    candidates = (
+        ("cifar10_jpeg_npz", data_dir / CIFAR10_JPEG_NPZ),
+        ("cifar10_batches", data_dir / CIFAR10_BATCHES_FOLDER),
+        ("cifar10_archive", data_dir / CIFAR10_ARCHIVE),
+        ("imagefolder", data_dir / CIFAR10_IMAGE_FOLDER),
+    )
+    for kind, path in candidates:
+        if kind == "imagefolder" and imagefolder.is_image_folder(path):
+            return kind, path
+        if kind == "cifar10_batches" and path.is_dir():
+            return kind, path
+        if kind in ("cifar10_jpeg_npz", "cifar10_archive") and path.is_file():
+            return kind, path
+    return detect_source(data_dir)
+
+
+def _read(kind: str, path: Path):
+    # Looked up on the modules at call time, so tests can count decoder calls.
+    if kind == "cifar10_jpeg_npz":
+        return cifar.read_cifar_jpeg_npz(path)
+    if kind == "cifar10_batches":
+        return cifar.read_cifar_batches_folder(path)
+    if kind == "cifar10_archive":
+        return cifar.read_cifar_archive(path)
+    if kind == "imagefolder":
+        return imagefolder.read_image_folder(path)
+    raise AutospaceError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS}")
+
+
+def load_source(kind: str, path: str | os.PathLike, name: str) -> ImageDataset:
+    """Load one source file or folder through the decoded-array cache."""
+    path = Path(path)
+    key = source_key(path, kind)
+    dataset = load_cached(name, key)
+    if dataset is None:
+        dataset = build_dataset(name, _read(kind, path), source=str(path))
+        store_cached(dataset, key, source=f"{kind}:{path.resolve()}")
+    return dataset
+
+
+def _load_cifar10(data_dir: str | os.PathLike | None) -> ImageDataset:
+    directory = resolve_data_dir(data_dir)
+    found = find_cifar10_source(directory)
+    if found is not None:
+        return load_source(found[0], found[1], "cifar10")
+    if data_dir is not None and not directory.exists() and directory.name.lower().endswith((".npz", ".tar.gz", ".tgz")):
+        raise AutospaceError(f"{directory} does not exist; give an existing file. Accepted formats: {ACCEPTED_FORMATS}")
+    if directory.is_file():
+        raise AutospaceError(f"{directory} is not a CIFAR-10 file; accepted formats: {ACCEPTED_FORMATS}")
+    if download_disabled():
+        reason = "downloading is turned off (AUTOSPACE_NO_DOWNLOAD is set)"
+    else:
+        try:
+            archive = cifar.download_cifar10_archive(directory)
+            return load_source("cifar10_archive", archive, "cifar10")
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            reason = f"the download from {cifar.CIFAR10_ARCHIVE_URL} failed ({error})"
+    raise AutospaceError(
+        f"CIFAR-10 was not found in {directory} and {reason}. Looked for {CIFAR10_JPEG_NPZ}, "
+        f"{CIFAR10_BATCHES_FOLDER}/, {CIFAR10_ARCHIVE} and {CIFAR10_IMAGE_FOLDER}/train|test/<class>/*. "
+        f"Put one of them in that folder, or choose the folder with AUTOSPACE_DATA=/path or --data-dir /path"
+    )
+
+
+def _load_path(text: str) -> ImageDataset:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise AutospaceError(
+            f"data set path {path} does not exist; give an existing ImageFolder tree or CIFAR-10 file. "
+            f"Accepted formats: {ACCEPTED_FORMATS}"
+        )
+    found = detect_source(path)
+    if found is None:
+        raise AutospaceError(
+            f"{path} is not a data set in a known format; accepted formats: {ACCEPTED_FORMATS}"
+        )
+    kind, path = found
+    name = "cifar10" if kind.startswith("cifar10") else path.resolve().name
+    return load_source(kind, path, name)
+
+
+def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> ImageDataset:
+    """Load a data set by name (see the module docstring) as uint8 tensors on the CPU.
+
+    `data_dir` is where `cifar10` is looked for (and downloaded to): the
+    argument, else env `AUTOSPACE_DATA`, else `~/.cache/autospace/data`. It may
+    also name a CIFAR-10 file or folder directly. Decoded arrays are cached
+    under env `AUTOSPACE_CACHE`, else `~/.cache/autospace/decoded`.
+    """
+    if not isinstance(name, (str, os.PathLike)):
+        raise AutospaceError(f"data set name {name!r} is not a string; valid names: {VALID_NAMES_TEXT}")
+    text = os.fspath(name).strip()
+    lowered = text.lower()
+    if lowered in ("cifar10", "cifar-10"):
+        return _load_cifar10(data_dir)
+    if lowered == "synthetic" or lowered.startswith("synthetic:"):
+        train_count, test_count = parse_synthetic_name(text)
+        return synthetic_dataset(train_count=train_count, test_count=test_count)
+    if lowered.startswith("imagefolder:"):
+        path = Path(text[len("imagefolder:") :].strip()).expanduser()
+        if not path.is_dir():
+            raise AutospaceError(
+                f"{text!r}: {path} is not a folder; imagefolder:PATH needs PATH/train/<class>/* and PATH/test/<class>/*"
+            )
+        return load_source("imagefolder", path, path.resolve().name)
+    if isinstance(name, os.PathLike) or os.sep in text or "/" in text or Path(text).expanduser().exists():
+        return _load_path(text)
+    raise AutospaceError(f"unknown data set {text!r}; valid names: {VALID_NAMES_TEXT}")

@@ -1,0 +1,240 @@
+"""The training loop: one function, read top to bottom (nanoGPT / airbench style).
+
+Run folder (`run_dir`) contents:
+- config.yaml          the resolved TrainConfig (written at the start)
+- arch.json            the network trained (written at the start, with params and MAdds)
+- metrics.jsonl        one record per finished epoch
+- checkpoint.pt        state after the newest finished epoch; checkpoint.prev.pt the one before
+- model.pt             final weights (state_dict, CPU tensors)       } written at the end
+- metrics.json         final figures (test_top1 in %, cost, timing)  }
+
+Resuming loads the newest readable checkpoint and continues from its epoch
+boundary; every random stream (weight init / dropout, shuffling and
+augmentation) is restored, so on CPU the final weights equal an
+uninterrupted run's bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as functional
+from tqdm import tqdm
+
+from autospace.arch import Network, arch_to_dict, save_arch
+from autospace.atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from autospace.config import config_differences, config_from_dict, config_to_dict, save_config
+from autospace.cost import network_cost
+from autospace.data import ImageDataset, augment_batch, epoch_batches, normalize_batch
+from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.errors import AutospaceError
+from autospace.nn import build_network
+from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
+from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
+from autospace.train.evaluate import evaluate
+from autospace.train.optim import learning_rate_at, make_optimizer
+
+
+def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, run_dir: Path,
+                  resume: bool = False, stop_after_epoch: int | None = None) -> dict:
+    """Train `network` from scratch on `dataset`; returns the final metrics (also in metrics.json).
+
+    `resume=True` continues from the newest readable checkpoint in `run_dir`
+    (a fresh start when there is none). `stop_after_epoch=N` returns right
+    after epoch N's checkpoint, as if the process were killed (for tests).
+    """
+    run_dir = Path(run_dir)
+    if not resume:
+        require_new_run_dir(run_dir)
+    _check_data_fits(network, dataset)
+    device = resolve_device(config.device)
+    autocast_dtype = resolve_precision(config.precision, device)
+    channels_last = resolve_channels_last(config.channels_last, device)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    # Everything needed to resume is in the folder from the first second on.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run_dir / "config.yaml", config)
+    cost = network_cost(network)
+    save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
+
+    # Subsample on the CPU before the move, so the chosen images do not depend on the device.
+    if config.train_subset is not None or config.test_subset is not None:
+        dataset = dataset.subset(config.train_subset, config.test_subset, torch.Generator().manual_seed(config.seed))
+    # The whole set goes to the device once, as uint8 (4x smaller than float); batches are
+    # gathered, augmented and normalised there, so no DataLoader or host copy per step.
+    data = dataset.to(device)
+    steps_per_epoch = data.train_count // config.batch_size
+    if steps_per_epoch == 0:
+        raise AutospaceError(f"batch_size {config.batch_size} is larger than the {data.train_count} training images; "
+                             f"lower batch_size or use more images")
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+
+    # Weight init and dropout draw from torch's global generator; fork it so the caller's
+    # random state is untouched, and seed it so the same seed gives the same network.
+    cuda_devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(config.seed)
+        model = build_network(network).to(device=device, memory_format=memory_format)
+        # One generator, on the data's device, for shuffling and augmentation: draws never leave the device.
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        optimizer = make_optimizer(model, config.lr, config.momentum, config.nesterov, config.weight_decay)
+        forward = torch.compile(model) if config.compile else model
+
+        start_epoch, history, elapsed_before = 0, [], 0.0
+        found = load_latest_checkpoint(run_dir) if resume else None
+        if found is not None:
+            checkpoint, path = found
+            _check_resumable(checkpoint, path, network, config, steps_per_epoch)
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            generator.set_state(checkpoint["rng"]["data"])
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            if device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
+            start_epoch, history = checkpoint["epoch"], list(checkpoint["metrics"])
+            elapsed_before = checkpoint["elapsed_seconds"]
+        # metrics.jsonl holds exactly the checkpointed epochs: lines logged after the checkpoint
+        # (a kill between the two writes) are dropped, and a missing line is restored.
+        atomic_write_text(run_dir / "metrics.jsonl", "".join(_json_line(record) for record in history))
+
+        session_start = time.perf_counter()
+        step = start_epoch * steps_per_epoch
+        progress = tqdm(total=total_steps, initial=step, disable=not config.progress, unit="step",
+                        dynamic_ncols=True, file=sys.stderr)
+        for epoch in range(start_epoch, config.epochs):
+            model.train()
+            epoch_start = time.perf_counter()
+            # Running sums stay on the device: a .item() per step would stall the GPU queue.
+            loss_sum = torch.zeros((), dtype=torch.float32, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
+            seen = 0
+            for batch_index, indices in enumerate(epoch_batches(data.train_count, config.batch_size, generator,
+                                                                drop_last=True)):
+                images, labels = data.train_images[indices], data.train_labels[indices]
+                if config.augment:
+                    images = augment_batch(images, generator, padding=config.crop_padding, flip=config.flip)
+                inputs = normalize_batch(images, data.mean, data.std, channels_last=channels_last)
+                lr = learning_rate_at(step, total_steps, warmup_steps, config.lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    logits = forward(inputs)
+                # fp32 loss: bf16 log-softmax is too coarse for label smoothing's small targets.
+                loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                loss_sum += loss.detach() * labels.shape[0]
+                correct += (logits.detach().argmax(dim=1) == labels).sum()
+                seen += labels.shape[0]
+                progress.update(1)
+                if config.progress and (batch_index + 1) % config.log_every == 0:
+                    # The only mid-epoch sync, and only when someone is watching.
+                    rate = seen / (time.perf_counter() - epoch_start)
+                    progress.set_postfix_str(f"epoch {epoch + 1}/{config.epochs} loss {loss_sum.item() / seen:.3f} "
+                                             f"acc {correct.item() / seen:.3f} {rate:.0f} img/s lr {lr:.4f}")
+            train_loss, train_accuracy = loss_sum.item() / seen, correct.item() / seen  # syncs the device
+            train_seconds = time.perf_counter() - epoch_start
+            if not math.isfinite(train_loss):
+                raise AutospaceError(f"training diverged in epoch {epoch + 1} (loss {train_loss}); "
+                                     f"lower lr (now {config.lr}) or raise warmup_epochs")
+
+            test_loss = test_accuracy = None
+            if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
+                test_loss, test_accuracy = evaluate(forward, data.test_images, data.test_labels, data.mean, data.std,
+                                                    config.eval_batch_size, autocast_dtype, channels_last)
+            record = {
+                "epoch": epoch + 1, "step": step,
+                "train_loss": train_loss, "train_accuracy": train_accuracy,
+                "test_loss": test_loss, "test_accuracy": test_accuracy,
+                "lr": lr, "images_per_second": seen / train_seconds,
+                "epoch_seconds": time.perf_counter() - epoch_start,
+                "elapsed_seconds": elapsed_before + time.perf_counter() - session_start,
+            }
+            history.append(record)
+            # Log line first, checkpoint second: resume trims any line the checkpoint lacks.
+            append_jsonl(run_dir / "metrics.jsonl", record)
+            save_checkpoint(run_dir, {
+                "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "step": step,
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": {"data": generator.get_state(), "torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+                "metrics": history, "elapsed_seconds": record["elapsed_seconds"],
+                "config": config_to_dict(config), "arch": arch_to_dict(network),
+            })
+            if config.progress:
+                shown = "-" if test_accuracy is None else f"{test_accuracy:.4f}"
+                progress.write(f"epoch {epoch + 1}/{config.epochs} train loss {train_loss:.4f} "
+                               f"acc {train_accuracy:.4f} test acc {shown} {record['images_per_second']:.0f} img/s")
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                progress.close()
+                return {"stopped_after_epoch": epoch + 1, "history": history}
+        progress.close()
+
+    final = history[-1]
+    atomic_torch_save(run_dir / "model.pt", {key: value.detach().cpu().contiguous()
+                                             for key, value in model.state_dict().items()})
+    save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
+    metrics = {
+        "test_top1": 100.0 * final["test_accuracy"],
+        "test_accuracy": final["test_accuracy"],
+        "test_loss": final["test_loss"],
+        "train_loss": final["train_loss"],
+        "train_accuracy": final["train_accuracy"],
+        "params": cost.params,
+        "madds": cost.madds,
+        "wall_time_s": final["elapsed_seconds"],
+        "epochs": config.epochs,
+        "steps": final["step"],
+        "images_per_second": sum(r["images_per_second"] for r in history) / len(history),
+        "train_images": data.train_count,
+        "test_images": data.test_count,
+        "data": dataset.name,
+        "device": str(device),
+        "precision": "fp32" if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
+        "channels_last": channels_last,
+        "hardware": hardware_info(device),
+        "seed": config.seed,
+        "torch_version": torch.__version__,
+    }
+    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record) + "\n"
+
+
+def _check_data_fits(network: Network, dataset: ImageDataset) -> None:
+    for what, wanted, found in (("classes", network.num_classes, dataset.num_classes),
+                                ("input channels", network.in_channels, dataset.channels),
+                                ("resolution", network.resolution, dataset.resolution)):
+        if wanted != found:
+            raise AutospaceError(f"the architecture expects {wanted} {what} but data set {dataset.name!r} has "
+                                 f"{found}; build the architecture for this data set")
+
+
+def _check_resumable(checkpoint: dict, path: Path, network: Network, config: TrainConfig,
+                     steps_per_epoch: int) -> None:
+    if checkpoint.get("arch") != arch_to_dict(network):
+        raise AutospaceError(f"{path} was written for a different architecture; resume with the run's "
+                             f"arch.json or start a new run in another folder")
+    saved = config_from_dict(TrainConfig, checkpoint.get("config", {}), str(path))
+    changed = {key: values for key, values in config_differences(saved, config).items()
+               if key not in RESUME_FREE_KEYS}
+    if changed:
+        listing = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+        raise AutospaceError(f"cannot resume {path.parent} with a different config ({listing}); resume with the "
+                             f"run's saved config.yaml, or start a new run in another folder")
+    if checkpoint["step"] != checkpoint["epoch"] * steps_per_epoch:
+        raise AutospaceError(f"{path} is at step {checkpoint['step']} after {checkpoint['epoch']} epochs, which does "
+                             f"not fit {steps_per_epoch} steps per epoch: the data set changed; use the same data")

@@ -39,7 +39,7 @@ class InvertedResidual:
             ("activation", self.activation, ACTIVATIONS),
         )
         for name, value, allowed in checks:
-            if isinstance(value, bool) or value not in allowed:
+            if type(value) is not type(allowed[0]) or value not in allowed:
                 raise AutospaceError(
                     f"irb.{name} is {value!r}; allowed: {', '.join(map(str, allowed))}"
                 )

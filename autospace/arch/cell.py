@@ -55,7 +55,7 @@ def validate_cell(cell: Cell) -> None:
                 f"cell.ops: unknown operator {op!r} on edge {edge[0]}->{edge[1]}; "
                 f"allowed: {', '.join(EDGE_OPERATORS)}"
             )
-    if isinstance(cell.expansion, bool) or cell.expansion not in CELL_EXPANSIONS:
+    if type(cell.expansion) is not int or cell.expansion not in CELL_EXPANSIONS:
         raise AutospaceError(
             f"cell.expansion is {cell.expansion!r}; allowed: {', '.join(map(str, CELL_EXPANSIONS))}"
         )

@@ -94,9 +94,17 @@ def _slots(stem_channels, stem_stride, resolution, shapes) -> list[LayerSlot]:
     return slots
 
 
+MAX_SIZE = 1 << 16  # no real network has more channels, layers or pixels a side; keeps fuzzed files cheap
+
+
 def _check_positive_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise AutospaceError(f"{name} is {value!r}; it must be an integer >= {minimum}")
+    if type(value) is not int or not minimum <= value <= MAX_SIZE:
+        raise AutospaceError(f"{name} is {value!r}; it must be an integer in [{minimum}, {MAX_SIZE}]")
+
+
+def _check_stride(name: str, value) -> None:
+    if type(value) is not int or value not in (1, 2):
+        raise AutospaceError(f"{name} is {value!r}; allowed: 1, 2")
 
 
 def _check_common(owner, name: str) -> None:
@@ -105,8 +113,7 @@ def _check_common(owner, name: str) -> None:
     _check_positive_int(f"{name}.num_classes", owner.num_classes, minimum=2)
     _check_positive_int(f"{name}.in_channels", owner.in_channels)
     _check_positive_int(f"{name}.resolution", owner.resolution)
-    if owner.stem_stride not in (1, 2):
-        raise AutospaceError(f"{name}.stem_stride is {owner.stem_stride!r}; allowed: 1, 2")
+    _check_stride(f"{name}.stem_stride", owner.stem_stride)
     if owner.activation not in ACTIVATIONS:
         raise AutospaceError(f"{name}.activation is {owner.activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     if not isinstance(owner.dropout, (int, float)) or not 0.0 <= owner.dropout < 1.0:
@@ -128,11 +135,15 @@ def validate_network(network: Network) -> None:
     _check_common(network, "network")
     if not network.layers:
         raise AutospaceError("network.layers is empty; a network needs at least one layer")
+    if len(network.layers) > 1000:
+        raise AutospaceError(f"network.layers has {len(network.layers)} layers; at most 1000 are supported")
+    for index, layer in enumerate(network.layers):
+        _check_positive_int(f"network.layers[{index}].out_channels", layer.out_channels)
+        _check_stride(f"network.layers[{index}].stride", layer.stride)
+        if not isinstance(layer.searchable, bool):
+            raise AutospaceError(f"network.layers[{index}].searchable is {layer.searchable!r}; allowed: true, false")
     for slot, layer in zip(network.slots(), network.layers):
         where = f"network.layers[{slot.index}]"
-        _check_positive_int(f"{where}.out_channels", layer.out_channels)
-        if layer.stride not in (1, 2):
-            raise AutospaceError(f"{where}.stride is {layer.stride!r}; allowed: 1, 2")
         if layer.block.is_empty() and not slot.has_residual:
             raise AutospaceError(
                 f"{where}: block {block_to_string(layer.block)} computes nothing, which is only valid "
@@ -168,13 +179,21 @@ class Skeleton:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple(self.stages))
         _check_common(self, "skeleton")
+        _check_positive_int("skeleton.first_channels", self.first_channels)
         if not self.stages:
             raise AutospaceError("skeleton.stages is empty; give at least one stage")
         for index, stage in enumerate(self.stages):
             _check_positive_int(f"skeleton.stages[{index}].width", stage.width)
             _check_positive_int(f"skeleton.stages[{index}].depth", stage.depth)
-            if stage.stride not in (1, 2):
-                raise AutospaceError(f"skeleton.stages[{index}].stride is {stage.stride!r}; allowed: 1, 2")
+            _check_stride(f"skeleton.stages[{index}].stride", stage.stride)
+        if sum(stage.depth for stage in self.stages) > 1000:
+            raise AutospaceError("skeleton.stages hold more than 1000 layers in all; at most 1000 are supported")
+        if self.first_block is not None:
+            first = self.slots()[0]
+            if self.first_block.is_empty() and not first.has_residual:
+                raise AutospaceError(
+                    f"skeleton.first_block computes nothing, which needs a residual; the first layer maps "
+                    f"{first.in_channels} -> {first.out_channels} channels")
         _check_resolution("skeleton", self.resolution,
                           [self.stem_stride] + [stage.stride for stage in self.stages])
 

@@ -1,0 +1,165 @@
+"""Command-line interface: parse, load config, call one library function.
+
+Every user error (`AutospaceError`) is printed as one line on stderr with exit
+status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from autospace.errors import AutospaceError
+
+
+def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -> None:
+    parser.add_argument("--config", help=config_help)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config field (repeatable); the key must exist")
+    parser.add_argument("--data", help="data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path")
+    parser.add_argument("--data-dir", help="folder holding the data files (default: $AUTOSPACE_DATA, "
+                                           "else ~/.cache/autospace/data)")
+    parser.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    parser.add_argument("--precision", help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16")
+    parser.add_argument("--seed", type=int, help="random seed")
+
+
+def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """Turn dedicated flags (--data, --device, ...) into `key=value` overrides."""
+    overrides = []
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides.append(f"{name}={value}")
+    return overrides + list(args.overrides)
+
+
+def _command_space_count(args: argparse.Namespace) -> int:
+    from autospace.arch import count_cells
+
+    counts = count_cells()
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        print(f"labelled cells: {counts['labelled']}\ncanonical (distinct) cells: {counts['canonical']}")
+    return 0
+
+
+def _command_profile(args: argparse.Namespace) -> int:
+    from autospace.arch import load_arch
+    from autospace.device import resolve_device
+    from autospace.profiling import profile
+
+    network = load_arch(args.arch)
+    result = profile(network, resolve_device(args.device or "auto"), resolution=args.resolution,
+                     repeats=args.repeats)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>16}: {value:,}" if isinstance(value, int) else f"{key:>16}: {value}")
+    return 0
+
+
+def _command_train(args: argparse.Namespace) -> int:
+    from autospace.config import load_config
+    from autospace.train import TrainConfig, train
+
+    if args.resume:
+        out = Path(args.resume)
+        config = load_config(TrainConfig, out / "config.yaml",
+                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision")))
+        result = train(args.arch or out / "arch.json", config, out, resume=True)
+    else:
+        if not args.arch or not args.out:
+            raise AutospaceError("autospace train needs ARCH.json and --out RUN_DIR (or --resume RUN_DIR)")
+        config = load_config(TrainConfig, args.config,
+                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed")))
+        result = train(args.arch, config, Path(args.out))
+    print(json.dumps({key: result[key] for key in ("test_top1", "params", "madds", "wall_time_s") if key in result}))
+    return 0
+
+
+def _command_evolve(args: argparse.Namespace) -> int:
+    from autospace.config import load_config
+    from autospace.evolve import evolve
+
+    overrides = _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "preset"))
+    if args.budget_madds is not None:
+        from autospace.cost.units import parse_madds
+
+        overrides.insert(0, f"budget_madds={parse_madds(args.budget_madds)}")
+    if args.resume:
+        out = Path(args.resume)
+        space = evolve(args.method, load_config(_evolve_config_class(args.method), out / "config.yaml", overrides),
+                       out, resume=True)
+    else:
+        if not args.out:
+            raise AutospaceError("autospace evolve needs --out RUN_DIR (or --resume RUN_DIR)")
+        space = evolve(args.method, load_config(_evolve_config_class(args.method), args.config, overrides),
+                       Path(args.out))
+    print("\n".join(space.describe()))
+    return 0
+
+
+def _evolve_config_class(method: str):
+    from autospace.evolve import EVOLVE_METHODS
+
+    return EVOLVE_METHODS[method][0]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autospace", description=(
+        "Neural architecture search that designs its own search space."))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    space = commands.add_parser("space", help="facts about the open space")
+    space_commands = space.add_subparsers(dest="space_command", required=True, metavar="WHAT")
+    count = space_commands.add_parser("count", help="count labelled and canonical cells of the open space")
+    count.add_argument("--json", action="store_true", help="print one JSON line")
+    count.set_defaults(handler=_command_space_count)
+
+    profile = commands.add_parser("profile", help="params, MAdds and latency of an arch.json")
+    profile.add_argument("arch", help="path to arch.json")
+    profile.add_argument("--resolution", type=int, help="input resolution (default: the network's)")
+    profile.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
+    profile.add_argument("--repeats", type=int, default=20, help="timed forward passes per batch size")
+    profile.add_argument("--json", action="store_true", help="print one JSON line")
+    profile.set_defaults(handler=_command_profile)
+
+    evolve = commands.add_parser("evolve", help="learn a layer-wise search space (writes space.json)")
+    evolve.add_argument("--method", default="autospace", choices=("autospace",),
+                        help="space learner: autospace (the DEA)")
+    evolve.add_argument("--budget-madds", help="MAdds budget of the final network, e.g. 60M")
+    evolve.add_argument("--preset", help="macro skeleton: cifar, cifar-small or imagenet")
+    evolve.add_argument("--out", help="run folder to create")
+    evolve.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (quick, cifar10) or a YAML path")
+    evolve.set_defaults(handler=_command_evolve)
+
+    train = commands.add_parser("train", help="train a network from an arch.json")
+    train.add_argument("arch", nargs="?", help="path to arch.json (optional with --resume)")
+    train.add_argument("--out", help="run folder to create")
+    train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    _add_common_run_options(train, "training preset: a name in configs/train (quick, cifar10, full) or a YAML path")
+    train.set_defaults(handler=_command_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except AutospaceError as error:
+        print(f"autospace: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("autospace: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

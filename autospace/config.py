@@ -374,3 +374,21 @@ def describe_config(cls) -> list[str]:
         help_text = item.metadata.get("help", "")
         lines.append(f"{item.name} ({_type_name(annotation)}, default {default!r}): {help_text}")
     return lines
+
+
+# ---- range checks shared by the config classes ---------------------------------------
+
+def require_at_least(config: Any, minimum: float, *names: str) -> None:
+    """Each named field (None allowed) must be >= minimum."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < minimum:
+            raise AutospaceError(f"{name} is {value!r}; it must be >= {minimum}")
+
+
+def require_between(config: Any, low: float, high: float, *names: str) -> None:
+    """Each named field must lie in the closed interval [low, high]."""
+    for name in names:
+        value = getattr(config, name)
+        if not low <= value <= high:
+            raise AutospaceError(f"{name} is {value!r}; it must be in [{low}, {high}]")

@@ -1,0 +1,21 @@
+"""Search-space learners: AutoSpace's DEA (and NSE)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autospace.errors import AutospaceError
+from autospace.evolve.config import EvolveConfig
+from autospace.evolve.dea import evolve_autospace
+
+EVOLVE_METHODS = {"autospace": (EvolveConfig, evolve_autospace)}
+
+
+def evolve(method: str, config, out: str | Path, resume: bool = False):
+    """Learn a search space with `method` and write `out/space.json`; returns the SearchSpace."""
+    if method not in EVOLVE_METHODS:
+        raise AutospaceError(f"unknown evolve method {method!r}; valid methods: {', '.join(EVOLVE_METHODS)}")
+    return EVOLVE_METHODS[method][1](config, out, resume=resume)
+
+
+__all__ = ["EVOLVE_METHODS", "EvolveConfig", "evolve", "evolve_autospace"]

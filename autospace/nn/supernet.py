@@ -139,10 +139,14 @@ class CellSupernet(nn.Module):
         counter, e.g. a fused optimiser or writes through `.data`)."""
         self._probability_key = None
 
-    def sample_weight_paths(self, generator: torch.Generator) -> list[Path]:
-        """Per layer ((i,), i) with i drawn by p = softmax(alpha)."""
+    def sample_weight_paths(self, generator: torch.Generator, uniform: bool = False) -> list[Path]:
+        """Per layer ((i,), i) with i drawn by p = softmax(alpha), or uniformly (`uniform`, for
+        warm-up: every cell gets a fair share of training before its fitness is judged)."""
         self._require_candidates()
         uniforms = torch.rand(len(self._gated), generator=generator, dtype=torch.float64).tolist()
+        if uniform:
+            return [single_from_uniform([1.0 / len(layer.cells)] * len(layer.cells), u)
+                    for layer, u in zip(self._gated, uniforms)]
         return [single_from_uniform(p, u) for p, u in zip(self.path_probabilities(), uniforms)]
 
     def sample_fitness_paths(self, generator: torch.Generator) -> list[Path]:

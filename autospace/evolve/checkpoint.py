@@ -1,0 +1,80 @@
+"""Checkpoints of a space evolution: everything needed to continue bit for bit.
+
+Written atomically at every regeneration, the last two kept (`checkpoint.pt`,
+`checkpoint.prev.pt`); loading falls back to the older one when the newer is torn.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from autospace.arch.codec import block_from_dict, cell_to_dict
+from autospace.atomic import atomic_torch_save
+from autospace.errors import AutospaceError
+
+EVOLVE_CHECKPOINT_FORMAT = "autospace.evolve-checkpoint/1"
+NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+
+
+def save_evolution_checkpoint(run_dir: Path, state: dict) -> None:
+    run_dir = Path(run_dir)
+    if (run_dir / NEWEST).exists():
+        os.replace(run_dir / NEWEST, run_dir / PREVIOUS)
+    atomic_torch_save(run_dir / NEWEST, {"format": EVOLVE_CHECKPOINT_FORMAT, **state})
+
+
+def load_evolution_checkpoint(run_dir: Path) -> dict | None:
+    problems = []
+    for name in (NEWEST, PREVIOUS):
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if state.get("format") != EVOLVE_CHECKPOINT_FORMAT:
+                raise ValueError(f"format is {state.get('format')!r}, expected {EVOLVE_CHECKPOINT_FORMAT!r}")
+            return state
+        except Exception as error:  # a torn file: fall back to the older checkpoint
+            problems.append(f"{name}: {type(error).__name__}: {str(error)[:160]}")
+    if problems:
+        raise AutospaceError(f"no readable evolution checkpoint in {run_dir} ({'; '.join(problems)}); "
+                             f"start a new run in another folder")
+    return None
+
+
+def supernet_snapshot(supernet, cells: list[list]) -> dict:
+    """Bank keys in creation order, the supernet's cells and alphas, and every tensor."""
+    return {
+        "bank_keys": [bank.keys() for bank in supernet.banks],
+        "cells": [[cell_to_dict(cell) for cell in layer] for layer in cells],
+        "alphas": [alpha.detach().cpu().tolist() for alpha in supernet.alphas()],
+        "state_dict": {name: tensor.detach().cpu() for name, tensor in supernet.state_dict().items()},
+    }
+
+
+def restore_supernet(supernet, snapshot: dict, generator: torch.Generator) -> list[list]:
+    """Re-create the bank entries and candidates of `snapshot`, then load its tensors."""
+    for bank, keys in zip(supernet.banks, snapshot["bank_keys"]):
+        bank.ensure(keys, generator)
+    cells = [[block_from_dict({"type": "cell", **cell}).cell for cell in layer] for layer in snapshot["cells"]]
+    supernet.set_candidates(cells, snapshot["alphas"], generator)
+    supernet.load_state_dict(snapshot["state_dict"])
+    return cells
+
+
+def optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Per-parameter optimiser state keyed by parameter name (stable across rebuilds)."""
+    names = {parameter: name for name, parameter in model.named_parameters()}
+    return {names[p]: {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
+            for p, state in optimizer.state.items() if p in names}
+
+
+def load_optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    for name, parameter in model.named_parameters():
+        if name in state:
+            optimizer.state[parameter] = {k: (v.to(parameter.device) if torch.is_tensor(v) else v)
+                                          for k, v in state[name].items()}

@@ -1,0 +1,85 @@
+"""Configuration of `autospace evolve --method autospace` (the DEA, DESIGN 2.3).
+
+Defaults are chosen for CIFAR-10 on the `cifar` skeleton; `configs/evolve/quick.yaml`
+shrinks the run for a CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class EvolveConfig:
+    config_section: ClassVar[str] = "evolve"
+
+    # -- problem ---------------------------------------------------------------------
+    data: str = _help("data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
+    data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
+    preset: str = _help("macro skeleton: cifar, cifar-small or imagenet", "cifar")
+    budget_madds: int = _help("MAdds budget of the final network; sets each layer's cap", 60_000_000)
+    reference: str = _help("reference DAG: 'irb' (the inverted residual cell) or a cell string "
+                           "like e6-sum:dwconv3x3,zero,zero,zero,identity,zero", "irb")
+    train_subset: int | None = _help("use this many training images (stratified); None: all", None)
+    validation_fraction: float = _help("held-out share of the training images for fitness steps", 0.2)
+
+    # -- population and supernet (step 1, 2) -------------------------------------------
+    population_size: int = _help("cells kept per layer (P_l)", 16)
+    candidates_per_layer: int = _help("cells per layer in the supernet (M)", 9)
+    tournament_size: int = _help("entrants per tournament when picking supernet cells and parents", 3)
+    max_distance: int = _help("delta: largest Hamming distance from the reference DAG while constrained", 3)
+    cap_slack: float = _help("per-layer MAdds cap = slack x the layer's share of the budget", 1.5)
+
+    # -- training (step 3) ---------------------------------------------------------------
+    epochs: int = _help("passes over the training split", 10)
+    batch_size: int = _help("images per weight and fitness step", 128)
+    weight_lr: float = _help("peak SGD learning rate of the supernet weights", 0.05)
+    weight_momentum: float = _help("SGD (Nesterov) momentum of the supernet weights", 0.9)
+    weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)
+    label_smoothing: float = _help("label smoothing of the cross-entropy", 0.1)
+    warmup_epochs: float = _help("weight-only epochs before fitness steps begin", 1.0)
+    fitness_lr: float = _help("Adam learning rate of the fitness alpha", 0.01)
+    fitness_every: int = _help("one fitness step every this many weight steps", 1)
+
+    # -- regeneration (step 4) -------------------------------------------------------------
+    regenerate_every: int = _help("N: weight steps between regenerations", 50)
+    momentum: float = _help("m of Eq. 5: alpha_pop <- m alpha_old + (1 - m) alpha_new", 0.5)
+    offspring: int = _help("new cells per layer per regeneration", 2)
+    max_age: int = _help("an individual older than this (in regenerations) is removed first", 8)
+    constrained_fraction: float = _help("share of the run during which d_H <= delta is enforced", 0.5)
+
+    # -- output ------------------------------------------------------------------------------
+    top_k: int = _help("K: cells per layer in the learned space", 4)
+
+    # -- execution ---------------------------------------------------------------------------
+    seed: int = _help("seed of every random generator of the run", 0)
+    device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
+    precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
+    channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on CUDA)", "auto")
+    progress: bool = _help("show a progress bar", True)
+
+    def __post_init__(self) -> None:
+        from autospace.config import require_at_least, require_between
+        from autospace.errors import AutospaceError
+
+        require_at_least(self, 1, "budget_madds", "population_size", "tournament_size", "max_distance",
+                         "epochs", "batch_size", "fitness_every", "regenerate_every", "top_k", "train_subset")
+        require_at_least(self, 2, "candidates_per_layer")
+        require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay")
+        require_between(self, 0.0, 1.0, "momentum", "constrained_fraction", "weight_momentum", "label_smoothing")
+        require_between(self, 0.01, 0.9, "validation_fraction")
+        require_at_least(self, 1.0, "cap_slack")
+        for name in ("weight_lr", "fitness_lr"):
+            if not getattr(self, name) > 0:
+                raise AutospaceError(f"{name} is {getattr(self, name)!r}; it must be > 0")
+        if self.candidates_per_layer > self.population_size:
+            raise AutospaceError(
+                f"candidates_per_layer ({self.candidates_per_layer}) exceeds population_size "
+                f"({self.population_size}); the supernet draws its cells from the population")
+        if self.top_k > self.population_size:
+            raise AutospaceError(f"top_k ({self.top_k}) exceeds population_size ({self.population_size})")

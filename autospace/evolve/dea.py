@@ -1,0 +1,285 @@
+"""AutoSpace's differentiable evolutionary algorithm (DESIGN 2.3), one flat loop.
+
+Per searchable layer a population of cells evolves: a supernet holds M cells
+per layer behind binary gates; weight steps train one sampled path on the
+training split, fitness steps move the fitness alpha on the held-out split
+with the binary-gate gradient scaled by T_bar / T_i (Eq. 4); every N weight
+steps the fitness goes back to the population with momentum (Eq. 5), winners
+of tournaments are mutated into offspring, the oldest or weakest leave, and
+the supernet is rebuilt from the weight banks (weights are inherited).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as functional
+
+from autospace.arch.blocks import CellBlock
+from autospace.arch.cell import Cell, cell_to_string, reference_cell
+from autospace.arch.codec import block_from_dict, save_space
+from autospace.arch.presets import preset_skeleton
+from autospace.arch.space import Candidate, SearchSpace
+from autospace.atomic import append_jsonl, atomic_write_text, truncate_jsonl
+from autospace.config import save_config
+from autospace.cost.analytic import block_cost
+from autospace.data import load_dataset, stratified_split
+from autospace.data.stream import BatchStream
+from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.errors import AutospaceError
+from autospace.evolve.checkpoint import (
+    load_evolution_checkpoint, load_optimizer_state_by_name, optimizer_state_by_name, restore_supernet,
+    save_evolution_checkpoint, supernet_snapshot,
+)
+from autospace.evolve.config import EvolveConfig
+from autospace.evolve.population import LayerPopulation, layer_madds_caps
+from autospace.evolve.report import write_fitness_plot, write_space_table
+from autospace.nn.supernet import CellSupernet
+from autospace.train.checkpoint import require_new_run_dir
+from autospace.train.optim import learning_rate_at
+
+
+def parse_reference(text: str) -> Cell:
+    """'irb' or a cell string `e6-sum:op,op,op,op,op,op` (edges 0->1, 0->2, 1->2, 0->3, 1->3, 2->3)."""
+    if text == "irb":
+        return reference_cell()
+    try:
+        head, ops = text.split(":")
+        expansion, aggregation = head.split("-")
+        ops = ops.split(",")
+        return block_from_dict({"type": "cell", "expansion": int(expansion.lstrip("e")),
+                                "aggregation": aggregation,
+                                "ops": dict(zip(("0->1", "0->2", "1->2", "0->3", "1->3", "2->3"), ops))}).cell
+    except (ValueError, AutospaceError) as error:
+        raise AutospaceError(
+            f"reference {text!r} is not 'irb' or a cell like e6-sum:dwconv3x3,zero,zero,zero,identity,zero "
+            f"({error})") from None
+
+
+def scale_fitness_gradient(gradient: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """Eq. 4: dL/dalpha_i * T_bar / T_i, T_i the weight steps cell i has trained (at least 1).
+
+    A cell trained fewer steps looks worse than it is; the scaling gives it a
+    fair hearing. T_bar is the mean over the layer's supernet cells."""
+    trained = torch.tensor(counts, dtype=gradient.dtype, device=gradient.device).clamp(min=1)
+    return gradient * (trained.mean() / trained)
+
+
+def weight_optimizer(supernet: CellSupernet, config: EvolveConfig, previous=None) -> torch.optim.SGD:
+    """SGD over every weight in the supernet (banks included); momentum carries across rebuilds."""
+    parameters = supernet.weight_parameters()
+    groups = [{"params": [p for p in parameters if p.dim() > 1], "weight_decay": config.weight_decay},
+              {"params": [p for p in parameters if p.dim() <= 1], "weight_decay": 0.0}]
+    optimizer = torch.optim.SGD(groups, lr=config.weight_lr, momentum=config.weight_momentum, nesterov=True)
+    if previous is not None:
+        for parameter in parameters:
+            if parameter in previous.state:
+                optimizer.state[parameter] = previous.state[parameter]
+    return optimizer
+
+
+def fitness_optimizer(supernet: CellSupernet, config: EvolveConfig) -> torch.optim.Adam:
+    # ProxylessNAS's architecture optimiser: Adam with beta1 = 0 (no momentum on noisy gate gradients).
+    return torch.optim.Adam(supernet.alphas(), lr=config.fitness_lr, betas=(0.0, 0.999), eps=1e-8)
+
+
+def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False,
+                     stop_after_regeneration: int | None = None) -> SearchSpace:
+    """Run the DEA and write `out/space.json`; `resume` continues from the last checkpoint."""
+    out = Path(out)
+    started = time.perf_counter()
+    if not resume:
+        require_new_run_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out / "config.yaml", config)
+    device = resolve_device(config.device)
+    autocast_dtype = resolve_precision(config.precision, device)
+    channels_last = resolve_channels_last(config.channels_last, device)
+
+    dataset = load_dataset(config.data, config.data_dir)
+    if config.train_subset is not None:
+        dataset = dataset.subset(config.train_subset, None, torch.Generator().manual_seed(config.seed))
+    skeleton = preset_skeleton(config.preset, num_classes=dataset.num_classes,
+                               in_channels=dataset.channels, resolution=dataset.resolution)
+    train_indices, validation_indices = stratified_split(
+        dataset.train_labels, validation_fraction=config.validation_fraction, seed=config.seed)
+    images = dataset.train_images.to(device)
+    train_stream = BatchStream(images, dataset.train_labels, train_indices, config.batch_size,
+                               dataset.mean, dataset.std, seed=config.seed, channels_last=channels_last)
+    validation_stream = BatchStream(images, dataset.train_labels, validation_indices, config.batch_size,
+                                    dataset.mean, dataset.std, seed=config.seed + 1, channels_last=channels_last)
+
+    reference = parse_reference(config.reference)
+    caps = layer_madds_caps(skeleton, config.budget_madds, reference, config.cap_slack)
+    rng = random.Random(config.seed)                          # population decisions
+    sampler = torch.Generator().manual_seed(config.seed + 2)  # gate samples (CPU: no device sync)
+    initialiser = torch.Generator().manual_seed(config.seed + 3)  # bank weights, created lazily
+    populations = [LayerPopulation(slot, reference, cap, config.max_distance)
+                   for slot, cap in zip(skeleton.searchable_slots(), caps)]
+    supernet = CellSupernet(skeleton, initialiser).to(device)
+    if channels_last:
+        supernet = supernet.to(memory_format=torch.channels_last)
+
+    total_steps = config.epochs * train_stream.batches_per_epoch
+    warmup_steps = int(config.warmup_epochs * train_stream.batches_per_epoch)
+    constrained_steps = int(config.constrained_fraction * total_steps)
+    regenerations = max(total_steps // config.regenerate_every, 1)
+
+    def rebuild():
+        cells, fitness, counts = [], [], []
+        for population in populations:
+            chosen = [population.individuals[i]
+                      for i in population.tournament(config.candidates_per_layer, config.tournament_size, rng)]
+            cells.append([individual.cell for individual in chosen])
+            fitness.append([individual.fitness for individual in chosen])
+            counts.append([individual.count for individual in chosen])
+        supernet.set_candidates(cells, fitness, initialiser)
+        return cells, counts
+
+    step, regeneration = 0, 0
+    checkpoint = load_evolution_checkpoint(out) if resume else None
+    if checkpoint is not None:
+        rng.setstate(checkpoint["python_rng"])
+        sampler.set_state(checkpoint["sampler"])
+        for population, state in zip(populations, checkpoint["populations"]):
+            population.load_state(state)
+        cells = restore_supernet(supernet, checkpoint["supernet"], initialiser)
+        initialiser.set_state(checkpoint["initialiser"])
+        counts = checkpoint["counts"]
+        optimizer = weight_optimizer(supernet, config)
+        load_optimizer_state_by_name(supernet, optimizer, checkpoint["weight_optimizer"])
+        train_stream.load_state_dict(checkpoint["train_stream"])
+        validation_stream.load_state_dict(checkpoint["validation_stream"])
+        step, regeneration = checkpoint["step"], checkpoint["regeneration"]
+        truncate_jsonl(out / "history.jsonl", regeneration)
+        started -= checkpoint["elapsed_seconds"]
+    elif resume:
+        raise AutospaceError(f"{out} holds no evolution checkpoint to resume; start a new run with --out")
+    else:
+        for population in populations:
+            population.initialise(config.population_size, rng)
+        cells, counts = rebuild()
+        optimizer = weight_optimizer(supernet, config)
+    alpha_optimizer = fitness_optimizer(supernet, config)
+
+    progress = None
+    if config.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=total_steps, initial=step, desc="evolve", dynamic_ncols=True)
+    running_loss = torch.zeros((), device=device)
+    running_fitness_loss = torch.zeros((), device=device)
+    fitness_steps = 0  # in the current regeneration window
+    supernet.train()
+    while step < total_steps:
+        # -- weight step: one sampled cell per layer, training split ---------------------------
+        lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        paths = supernet.sample_weight_paths(sampler, uniform=step < warmup_steps)
+        inputs, labels = train_stream.next()
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = supernet(inputs, paths)
+        loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for layer_counts, (_, chosen) in zip(counts, paths):
+            layer_counts[chosen] += 1
+        running_loss += loss.detach()
+
+        # -- fitness step: two sampled cells per layer, held-out split ---------------------------
+        if step >= warmup_steps and step % config.fitness_every == 0:
+            paths = supernet.sample_fitness_paths(sampler)
+            inputs, labels = validation_stream.next()
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                logits = supernet(inputs, paths)
+            fitness_loss = functional.cross_entropy(logits.float(), labels)
+            # Only the alphas move on a fitness step: autograd.grad skips the weight gradients.
+            gradients = torch.autograd.grad(fitness_loss, supernet.alphas())
+            old_alphas = [alpha.detach().clone() for alpha in supernet.alphas()]
+            for alpha, gradient, layer_counts in zip(supernet.alphas(), gradients, counts):
+                alpha.grad = scale_fitness_gradient(gradient, layer_counts)
+            alpha_optimizer.step()
+            supernet.rescale_after_step(old_alphas, paths)
+            running_fitness_loss += fitness_loss.detach()
+            fitness_steps += 1
+        step += 1
+        if progress is not None:
+            progress.update(1)
+
+        # -- regeneration every N weight steps ------------------------------------------------------
+        if step % config.regenerate_every == 0 or step == total_steps:
+            regeneration += 1
+            alphas = [alpha.detach().float().cpu().tolist() for alpha in supernet.alphas()]
+            for population, layer_cells, layer_alpha, layer_counts in zip(populations, cells, alphas, counts):
+                population.write_back(layer_cells, layer_alpha, layer_counts, config.momentum)
+            window = config.regenerate_every if step % config.regenerate_every == 0 else step % config.regenerate_every
+            record = {"regeneration": regeneration, "step": step, "epoch": train_stream.epoch,
+                      "weight_loss": running_loss.item() / window,
+                      "fitness_loss": running_fitness_loss.item() / max(fitness_steps, 1),
+                      "fitness_steps": fitness_steps,
+                      "constrained": step <= constrained_steps,
+                      "populations": [population.state() for population in populations],
+                      "elapsed_seconds": round(time.perf_counter() - started, 2)}
+            running_loss.zero_()
+            running_fitness_loss.zero_()
+            fitness_steps = 0
+            if step < total_steps:
+                constrained = step < constrained_steps
+                for population in populations:
+                    children = population.reproduce(config.offspring, config.tournament_size, constrained, rng)
+                    population.age_all()
+                    population.replace_with(children, config.max_age, {child.cell for child in children})
+                cells, counts = rebuild()
+                optimizer = weight_optimizer(supernet, config, previous=optimizer)
+                alpha_optimizer = fitness_optimizer(supernet, config)
+            append_jsonl(out / "history.jsonl", record)
+            if progress is not None:
+                best = [cell_to_string(population.top(1)[0].cell) for population in populations]
+                progress.set_postfix(loss=f"{record['weight_loss']:.3f}", fit=f"{record['fitness_loss']:.3f}",
+                                     regen=regeneration)
+                progress.write(f"regeneration {regeneration}: step {step} loss {record['weight_loss']:.3f} "
+                               f"fitness loss {record['fitness_loss']:.3f}; best of layer 0: {best[0]}")
+            save_evolution_checkpoint(out, {
+                "step": step, "regeneration": regeneration, "python_rng": rng.getstate(),
+                "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
+                "populations": [population.state() for population in populations],
+                "supernet": supernet_snapshot(supernet, cells), "counts": counts,
+                "weight_optimizer": optimizer_state_by_name(supernet, optimizer),
+                "train_stream": train_stream.state_dict(), "validation_stream": validation_stream.state_dict(),
+                "elapsed_seconds": time.perf_counter() - started,
+            })
+            if stop_after_regeneration is not None and regeneration >= stop_after_regeneration and step < total_steps:
+                if progress is not None:
+                    progress.close()
+                return None
+    if progress is not None:
+        progress.close()
+
+    space = learned_space(skeleton, populations, config, {
+        "method": "autospace", "budget_madds": config.budget_madds, "layer_madds_caps": caps,
+        "steps": total_steps, "regenerations": regeneration,
+        "wall_time_s": round(time.perf_counter() - started, 1), "hardware": hardware_info(device)})
+    slots = skeleton.searchable_slots()
+
+    def annotate(layer: int, block) -> dict:
+        cost = block_cost(block, slots[layer])
+        return {"madds": cost.madds, "params": cost.params}
+
+    save_space(out / "space.json", space, annotate)
+    write_space_table(out / "space.md", space)
+    write_fitness_plot(out / "fitness.png", out / "history.jsonl", space)
+    return space
+
+
+def learned_space(skeleton, populations: list[LayerPopulation], config: EvolveConfig, metadata: dict) -> SearchSpace:
+    """Step 5: the top-K cells by fitness per layer, with fitness and training counts."""
+    layers = []
+    for population in populations:
+        layers.append(tuple(Candidate(CellBlock(individual.cell), round(individual.fitness, 6), individual.count)
+                            for individual in population.top(config.top_k)))
+    return SearchSpace(skeleton=skeleton, layers=tuple(layers), name="autospace", metadata=metadata)

@@ -1,49 +1,27 @@
 """Checkpoints of a space evolution: everything needed to continue bit for bit.
 
-Written atomically at every regeneration, the last two kept (`checkpoint.pt`,
-`checkpoint.prev.pt`); loading falls back to the older one when the newer is torn.
+Written at every regeneration through `autospace.checkpoints` (atomic, the last two kept).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from autospace.arch.codec import block_from_dict, cell_to_dict
-from autospace.atomic import atomic_torch_save
-from autospace.errors import AutospaceError
+from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
 
 EVOLVE_CHECKPOINT_FORMAT = "autospace.evolve-checkpoint/1"
-NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
 
 def save_evolution_checkpoint(run_dir: Path, state: dict) -> None:
-    run_dir = Path(run_dir)
-    if (run_dir / NEWEST).exists():
-        os.replace(run_dir / NEWEST, run_dir / PREVIOUS)
-    atomic_torch_save(run_dir / NEWEST, {"format": EVOLVE_CHECKPOINT_FORMAT, **state})
+    save_rotating_checkpoint(run_dir, state, EVOLVE_CHECKPOINT_FORMAT)
 
 
 def load_evolution_checkpoint(run_dir: Path) -> dict | None:
-    problems = []
-    for name in (NEWEST, PREVIOUS):
-        path = Path(run_dir) / name
-        if not path.exists():
-            continue
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-            if state.get("format") != EVOLVE_CHECKPOINT_FORMAT:
-                raise ValueError(f"format is {state.get('format')!r}, expected {EVOLVE_CHECKPOINT_FORMAT!r}")
-            return state
-        except Exception as error:  # a torn file: fall back to the older checkpoint
-            problems.append(f"{name}: {type(error).__name__}: {str(error)[:160]}")
-    if problems:
-        raise AutospaceError(f"no readable evolution checkpoint in {run_dir} ({'; '.join(problems)}); "
-                             f"start a new run in another folder")
-    return None
+    return load_rotating_checkpoint(run_dir, EVOLVE_CHECKPOINT_FORMAT)
 
 
 def supernet_snapshot(supernet, cells: list[list]) -> dict:

@@ -42,7 +42,7 @@ class EvolveConfig:
     weight_momentum: float = _help("SGD (Nesterov) momentum of the supernet weights", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)
     label_smoothing: float = _help("label smoothing of the cross-entropy", 0.1)
-    warmup_epochs: float = _help("weight-only epochs before fitness steps begin", 1.0)
+    warmup_epochs: float = _help("weight-only epochs (cells drawn uniformly) before fitness steps begin", 1.0)
     fitness_lr: float = _help("Adam learning rate of the fitness alpha", 0.01)
     fitness_every: int = _help("one fitness step every this many weight steps", 1)
 
@@ -60,7 +60,7 @@ class EvolveConfig:
     seed: int = _help("seed of every random generator of the run", 0)
     device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
-    channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on CUDA)", "auto")
+    channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on; faster on CUDA and CPU)", "auto")
     progress: bool = _help("show a progress bar", True)
 
     def __post_init__(self) -> None:

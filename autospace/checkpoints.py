@@ -1,0 +1,48 @@
+"""Rotating checkpoints shared by every run kind (evolve, search).
+
+A run folder keeps `checkpoint.pt` (newest) and `checkpoint.prev.pt`: saving
+renames the newest to `.prev`, then writes the new one atomically, so a kill at
+any moment leaves at least one whole checkpoint; loading takes the newest one
+that reads back whole and carries the expected format tag.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from autospace.atomic import atomic_torch_save
+from autospace.errors import AutospaceError
+
+NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+
+
+def save_rotating_checkpoint(run_dir: str | Path, state: dict, format_tag: str) -> None:
+    run_dir = Path(run_dir)
+    if (run_dir / NEWEST).exists():
+        os.replace(run_dir / NEWEST, run_dir / PREVIOUS)
+    atomic_torch_save(run_dir / NEWEST, {"format": format_tag, **state})
+
+
+def load_rotating_checkpoint(run_dir: str | Path, format_tag: str) -> dict | None:
+    """The newest readable checkpoint of this format; None when the folder has none."""
+    problems = []
+    for name in (NEWEST, PREVIOUS):
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        try:
+            # Our own files, holding python objects (populations, rng states): full unpickling.
+            state = torch.load(path, map_location="cpu", weights_only=False)
+            if not isinstance(state, dict) or state.get("format") != format_tag:
+                found = state.get("format") if isinstance(state, dict) else type(state).__name__
+                raise ValueError(f"format is {found!r}, expected {format_tag!r}")
+            return state
+        except Exception as error:  # a torn or foreign file: fall back to the older checkpoint
+            problems.append(f"{name}: {type(error).__name__}: {str(error)[:160]}")
+    if problems:
+        raise AutospaceError(f"no readable checkpoint in {run_dir} ({'; '.join(problems)}); "
+                             f"start a new run in another folder")
+    return None

@@ -4,6 +4,9 @@ A `GatedCellLayer` holds M candidate cells (modules from a `CellWeightBank`)
 and their fitness alpha. Its output is the fitness-weighted sum
 y = sum_i p_i out_i with p = softmax(alpha) (Eq. 3), evaluated with binary
 gates so that a batch runs one cell (weight step) or two (fitness step).
+The gate itself, `gated_output` (and `rescale_pair` after an architecture
+step), is shared with the listed-space `BlockSupernet`, whose strategies own
+their logits.
 
 Path sampling happens on the host, from host probabilities and a CPU
 `torch.Generator`, so it never waits for the device.
@@ -11,7 +14,7 @@ Path sampling happens on the host, from host probabilities and a CPU
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -20,7 +23,7 @@ from autospace.arch.cell import Cell
 from autospace.errors import AutospaceError
 from autospace.nn.weight_bank import CellWeightBank
 
-Path = tuple[tuple[int, ...], int]  # (active cell indices, chosen cell index)
+Path = tuple[tuple[int, ...], int]  # (active candidate indices, chosen candidate index)
 
 
 def _as_list(probabilities) -> list[float]:
@@ -77,6 +80,62 @@ def sample_pair(probabilities, generator: torch.Generator) -> Path:
     return pair_from_uniforms(values, torch.rand(3, generator=generator, dtype=torch.float64).tolist())
 
 
+def _check_path(count: int, active: tuple[int, ...], chosen: int) -> None:
+    if not active or len(set(active)) != len(active) or chosen not in active:
+        raise AutospaceError(f"active paths {active} must be distinct and include the chosen path {chosen}")
+    if not all(0 <= index < count for index in active):
+        raise AutospaceError(f"active paths {active} must be indices in [0, {count}) (one per candidate)")
+
+
+def gated_output(modules: Sequence[Callable], x, active: tuple[int, ...], chosen: int,
+                 logits: torch.Tensor | None) -> torch.Tensor:
+    """The ProxylessNAS binary-gate output of one layer with candidates `modules`.
+
+    - `active == (chosen,)`: `modules[chosen](x)`; `logits` is not used (may be None).
+    - `len(active) >= 2`: every active candidate runs, all but `chosen` under `no_grad`;
+      p = softmax(logits[active]) and y = out_chosen + sum_j (p_j - p_j.detach()) out_j.
+      The value is the chosen output exactly; dL/dlogits_i = sum_j <dL/dy, out_j> p_j (delta_ij - p_i)
+      over the active i (zero elsewhere): exact for a loss linear in y, and unbiased when
+      chosen ~ p and dL/dy is affine in y.
+    """
+    active = tuple(active)
+    _check_path(len(modules), active, chosen)
+    if len(active) == 1:
+        return modules[chosen](x)
+    if logits is None:
+        raise AutospaceError(f"active paths {active}: a multi-path step needs the layer's logits; got None")
+    if logits.dim() != 1 or logits.shape[0] != len(modules):
+        raise AutospaceError(
+            f"logits must have shape ({len(modules)},), one per candidate; got {tuple(logits.shape)}")
+    outputs = []
+    for index in active:
+        if index == chosen:
+            outputs.append(modules[index](x))
+        else:
+            with torch.no_grad():
+                outputs.append(modules[index](x).detach())
+    p = torch.softmax(logits[list(active)], 0)
+    gates = p - p.detach()  # value 0: y equals the chosen output exactly; gradient dp/dlogits
+    y = outputs[active.index(chosen)]
+    for gate, out in zip(gates, outputs):
+        y = y + gate * out
+    return y
+
+
+@torch.no_grad()
+def rescale_pair(logits: torch.Tensor, old_logits: torch.Tensor, active: tuple[int, ...]) -> None:
+    """ProxylessNAS, after an architecture step: shift `logits[active]` (in place) by one offset
+    so that their logsumexp equals that of `old_logits[active]`; the probabilities of the
+    other candidates then stay what they were before the step. No-op for a single path."""
+    if len(active) < 2:
+        return
+    index = list(active)
+    new = logits[index]
+    old = old_logits.detach()[index].to(new)
+    offset = torch.logsumexp(new, 0) - torch.logsumexp(old, 0)
+    logits[index] -= offset
+
+
 class GatedCellLayer(nn.Module):
     """One searchable supernet layer: M cells from `bank` and their fitness alpha (Parameter, (M,)).
 
@@ -118,25 +177,7 @@ class GatedCellLayer(nn.Module):
         return torch.softmax(self.alpha.detach().float(), 0)
 
     def forward(self, x, active: tuple[int, ...], chosen: int):
-        if len(active) == 1:
-            if active[0] != chosen:
-                raise AutospaceError(f"chosen cell {chosen} is not the active one {active}")
-            return self.cell_modules[chosen](x)
-        if chosen not in active or len(set(active)) != len(active):
-            raise AutospaceError(f"active cells {active} must be distinct and include the chosen cell {chosen}")
-        outputs = []
-        for index in active:
-            if index == chosen:
-                outputs.append(self.cell_modules[index](x))
-            else:
-                with torch.no_grad():
-                    outputs.append(self.cell_modules[index](x).detach())
-        p = torch.softmax(torch.stack([self.alpha[index] for index in active]), 0)
-        gates = p - p.detach()  # value 0: y equals the chosen output exactly; gradient dp/dalpha
-        y = outputs[active.index(chosen)]
-        for gate, out in zip(gates, outputs):
-            y = y + gate * out
-        return y
+        return gated_output(self.cell_modules, x, active, chosen, self.alpha)
 
     def mixed_output(self, x):
         """The exact Eq. 3 output sum_i softmax(alpha)_i out_i over all M cells (analysis, tests)."""
@@ -151,10 +192,4 @@ class GatedCellLayer(nn.Module):
     def rescale_after_step(self, old_alpha: torch.Tensor, active: tuple[int, ...]) -> None:
         """ProxylessNAS: shift the updated alphas of `active` by one offset so that their logsumexp
         equals the one before the step; the other cells' probabilities stay what they were."""
-        if len(active) < 2:
-            return
-        new = torch.stack([self.alpha[index] for index in active])
-        old = torch.stack([old_alpha[index] for index in active]).to(new)
-        offset = torch.logsumexp(new, 0) - torch.logsumexp(old, 0)
-        for index in active:
-            self.alpha[index] -= offset
+        rescale_pair(self.alpha, old_alpha, active)

@@ -1,0 +1,89 @@
+"""Search a network inside a space: `search(config, out)` writes out/arch.json.
+
+Spaces: `manual`, `open` (spos only) or a space.json (e.g. from `autospace evolve`).
+Methods: proxyless-g, proxyless-rl, spos (DESIGN 2.4).
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from autospace.arch.codec import save_arch
+from autospace.atomic import atomic_write_json
+from autospace.cost import network_cost
+from autospace.errors import AutospaceError
+from autospace.nn.block_supernet import BlockSupernet
+from autospace.search.budget import check_budget
+from autospace.search.config import SEARCH_METHODS, SearchConfig
+from autospace.search.evolution import index_choice_operators
+from autospace.search.proxyless import search_proxyless
+from autospace.search.session import open_session
+from autospace.search.spaces import resolve_space
+from autospace.search.spos import SposEncoding, search_spos
+
+BUDGET_TOLERANCE = 0.10  # gradient and RL results may end up to 10% over the target
+
+
+def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_after_epoch: int | None = None,
+           stop_after_generation: int | None = None):
+    """Run the search; returns the found `Network` (None when stopped early for a test)."""
+    if config.method not in SEARCH_METHODS:
+        raise AutospaceError(f"unknown search method {config.method!r}; valid methods: {', '.join(SEARCH_METHODS)}")
+    out = Path(out)
+    if resume and not out.is_dir():
+        raise AutospaceError(f"cannot resume: run folder {out} does not exist")
+    session = open_session(config, out, resume)
+    data = session.dataset
+    space = resolve_space(config.space, config.preset, data.num_classes, data.channels, data.resolution)
+    generator = torch.Generator().manual_seed(config.seed + 3)
+    if space == "open":
+        if config.method != "spos":
+            raise AutospaceError(
+                f"the open space has {56365:,} distinct cells per layer, one architecture parameter each; "
+                f"{config.method} cannot hold that many: use --method spos (the paper's Full + EA) or "
+                f"evolve a space first (autospace evolve) and search in its space.json")
+        from autospace.search.open_space import open_space_encoding
+
+        encoding = open_space_encoding(config, data, generator, session)
+        network_of = encoding.network
+    else:
+        supernet = BlockSupernet(space, generator).to(device=session.device, memory_format=session.memory_format)
+        check_budget(config.target_madds, supernet.candidate_madds(), supernet.fixed_madds())
+        network_of = supernet.path_network
+        if config.method == "spos":
+            sample, mutate, crossover = index_choice_operators([len(c) for c in supernet.choices])
+            tables, fixed = supernet.candidate_madds(), supernet.fixed_madds()
+            encoding = SposEncoding(
+                supernet=supernet, sample=sample, mutate=mutate, crossover=crossover,
+                madds=lambda choice: fixed + sum(t[i] for t, i in zip(tables, choice)),
+                paths=lambda choice: [((i,), i) for i in choice])
+
+    if config.method == "spos":
+        best, score, records = search_spos(session, encoding, stop_after_epoch, stop_after_generation)
+    else:
+        best, _, records = search_proxyless(session, supernet, config.method == "proxyless-g", stop_after_epoch)
+        score = records[-1]["validation_accuracy"] if records else None
+    if best is None:
+        return None
+
+    network = network_of(best)
+    cost = network_cost(network)
+    within = cost.madds <= config.target_madds * (1 + (0 if config.method == "spos" else BUDGET_TOLERANCE))
+    result = {"method": config.method, "space": config.space, "target_madds": config.target_madds,
+              "madds": cost.madds, "params": cost.params, "madds_over_target": cost.madds / config.target_madds,
+              "within_budget": within, "validation_accuracy": score,
+              "wall_time_s": round(records[-1]["elapsed_seconds"], 1) if records else None}
+    save_arch(out / "arch.json", network, info=result)
+    atomic_write_json(out / "result.json", result)
+    if not within:
+        print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
+              f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; raise the "
+              f"MAdds penalty (--set penalty_alpha=... / rl_exponent=...) or search longer", file=sys.stderr)
+    return network
+
+
+__all__ = ["SEARCH_METHODS", "SearchConfig", "search"]

@@ -1,0 +1,118 @@
+"""MAdds terms of a search under a budget (DESIGN 2.4, Eq. 6).
+
+A network's MAdds are `fixed` (stem, head, fixed blocks) plus one candidate's
+MAdds per searchable layer, so under per-layer categorical distributions the
+expected MAdds is linear in the probabilities and differentiable:
+E = fixed + sum_l sum_i p_li * madds_li (ProxylessNAS's expected latency, with MAdds).
+
+Everything here takes plain numbers (per-layer candidate MAdds, as from
+`autospace.cost.block_cost`), never modules.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from autospace.errors import AutospaceError
+
+PENALTY_KINDS = ("mul-log", "add-linear")
+
+
+def _check_candidates(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> None:
+    if len(candidate_madds) == 0:
+        raise AutospaceError("candidate_madds is empty; give one list of candidate MAdds per searchable layer")
+    for layer, values in enumerate(candidate_madds):
+        if len(values) == 0:
+            raise AutospaceError(f"candidate_madds[{layer}] is empty; give at least one candidate's MAdds")
+        if any(value < 0 for value in values):
+            raise AutospaceError(f"candidate_madds[{layer}] = {list(values)} has a negative entry; MAdds are >= 0")
+    if fixed_madds < 0:
+        raise AutospaceError(f"fixed_madds must be >= 0; got {fixed_madds}")
+
+
+def _format_up(value: int) -> str:
+    """MAdds in millions with one decimal, rounded up (so 'at least X' is never below the value)."""
+    return f"{math.ceil(value / 1e5) / 10:.1f}M"
+
+
+def expected_madds(probabilities: Sequence[Tensor], candidate_madds: Sequence[Sequence[int]],
+                   fixed_madds: int) -> Tensor:
+    """fixed + sum_l sum_i p_li * madds_li: a 0-d tensor in the probabilities' dtype and device,
+    differentiable with respect to them. One host-to-device copy of all candidate MAdds."""
+    _check_candidates(candidate_madds, fixed_madds)
+    if len(probabilities) != len(candidate_madds):
+        raise AutospaceError(f"{len(probabilities)} probability vectors but {len(candidate_madds)} layers of "
+                             f"candidate MAdds; give one of each per searchable layer")
+    for layer, (p, values) in enumerate(zip(probabilities, candidate_madds)):
+        if p.dim() != 1 or p.numel() != len(values):
+            raise AutospaceError(f"layer {layer}: probabilities of shape {tuple(p.shape)} but {len(values)} "
+                                 f"candidates; give a ({len(values)},) vector")
+    flat = torch.cat(list(probabilities))
+    if not flat.is_floating_point():
+        raise AutospaceError(f"probabilities must be a floating-point tensor; got {flat.dtype}")
+    madds = torch.tensor([float(v) for values in candidate_madds for v in values], dtype=flat.dtype,
+                         device=flat.device)
+    return float(fixed_madds) + torch.dot(flat, madds)
+
+
+def madds_penalized_loss(cross_entropy: Tensor, expected: Tensor, target: int, kind: str = "mul-log",
+                         alpha: float = 0.2, beta: float = 0.3, weight: float = 1.0) -> Tensor:
+    """The architecture loss with its MAdds term.
+
+    - "mul-log" (ProxylessNAS's latency loss, with MAdds): CE * alpha * (log E / log target) ** beta.
+    - "add-linear": CE + weight * E / target. Our choice: E is measured in units of the target, so
+      `weight` is scale-free (the same weight means the same pressure at 60M and at 600M MAdds);
+      DESIGN's `CE + lambda * E[MAdds]` is this with lambda = weight / target.
+
+    `expected` is not checked against the host (that would wait for the device each step);
+    it is > 1 whenever it comes from `expected_madds` of a real space.
+    """
+    if kind not in PENALTY_KINDS:
+        raise AutospaceError(f"unknown MAdds penalty kind {kind!r}; valid kinds: {', '.join(PENALTY_KINDS)}")
+    if not target > 1:
+        raise AutospaceError(f"target MAdds must be > 1 (the loss divides by log(target)); got {target}")
+    if kind == "mul-log":
+        if not alpha > 0:
+            raise AutospaceError(f"alpha of the mul-log penalty must be > 0; got {alpha}")
+        return cross_entropy * alpha * (torch.log(expected) / math.log(target)) ** beta
+    return cross_entropy + weight * (expected / float(target))
+
+
+def minimum_madds(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> int:
+    """MAdds of the smallest network: fixed plus the cheapest candidate of every layer."""
+    _check_candidates(candidate_madds, fixed_madds)
+    return int(fixed_madds) + sum(int(min(values)) for values in candidate_madds)
+
+
+def maximum_madds(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> int:
+    """MAdds of the largest network: fixed plus the most expensive candidate of every layer."""
+    _check_candidates(candidate_madds, fixed_madds)
+    return int(fixed_madds) + sum(int(max(values)) for values in candidate_madds)
+
+
+def check_budget(target: int, candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> None:
+    """Refuse a target that no network of the space can meet."""
+    if not target > 0:
+        raise AutospaceError(f"target MAdds must be positive, e.g. 60M; got {target}")
+    smallest = minimum_madds(candidate_madds, fixed_madds)
+    if target < smallest:
+        raise AutospaceError(
+            f"target {target / 1e6:.1f}M MAdds is below the smallest network this space allows "
+            f"({smallest / 1e6:.1f}M MAdds = {fixed_madds / 1e6:.1f}M fixed + the cheapest candidate of each "
+            f"of {len(candidate_madds)} layers); raise --target-madds to at least {_format_up(smallest)}")
+
+
+def reward(accuracy: float, madds: int, target: int, exponent: float) -> float:
+    """ProxylessNAS-RL / MnasNet soft-constraint reward: accuracy * (target / madds) ** exponent.
+
+    With exponent > 0 a network above the target is penalised and one below it rewarded
+    (MnasNet's w = -0.07 on madds / target is exponent = 0.07 here)."""
+    if not madds > 0:
+        raise AutospaceError(f"madds must be positive; got {madds}")
+    if not target > 0:
+        raise AutospaceError(f"target MAdds must be positive, e.g. 60M; got {target}")
+    return float(accuracy) * (float(target) / float(madds)) ** float(exponent)

@@ -1,0 +1,179 @@
+"""ProxylessNAS inside a listed space: gradient (G) and REINFORCE (RL), one flat loop.
+
+Both train the supernet's weights on single paths drawn from the per-layer
+architecture distributions (binary gates: one candidate runs per layer). After
+`warmup_epochs`, every `arch_every` weight steps one architecture step runs on
+a held-out batch:
+- G: two paths per layer, the binary-gate gradient of CE plus the MAdds term
+  (`mul-log` or `add-linear`) whose expectation is analytic and differentiable;
+  Adam (betas 0, 0.999), then the pair's logits are shifted so the other
+  candidates keep their probabilities (ProxylessNAS's rescaling).
+- RL: `rl_samples` paths drawn from the policy, each scored on one held-out batch
+  with reward acc * (target / MAdds)^w, REINFORCE against a moving-average baseline.
+The result is the argmax path.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as functional
+
+from autospace.atomic import append_jsonl, read_jsonl
+from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
+from autospace.nn.block_supernet import BlockSupernet
+from autospace.nn.gates import rescale_pair
+from autospace.search.budget import expected_madds, madds_penalized_loss, reward
+from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
+from autospace.search.session import PathModule, SearchSession
+from autospace.train.optim import learning_rate_at, make_optimizer
+
+CHECKPOINT_FORMAT = "autospace.search-proxyless/1"
+
+
+def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: bool,
+                     stop_after_epoch: int | None = None):
+    """Returns the argmax choice (one candidate index per layer), the supernet, and the records."""
+    config, device = session.config, session.device
+    candidate_madds = supernet.candidate_madds()
+    fixed_madds = supernet.fixed_madds()
+    madds_tables = [torch.tensor(m, dtype=torch.float64, device=device) for m in candidate_madds]
+    distributions = LayerDistributions([len(choices) for choices in supernet.choices], device=device)
+    weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+    architecture = torch.optim.Adam(distributions.logits, lr=config.arch_lr, betas=(0.0, 0.999), eps=1e-8)
+    baseline = MovingAverageBaseline(config.rl_baseline_decay)
+    sampler = torch.Generator().manual_seed(config.seed + 2)
+    steps_per_epoch = session.train_stream.batches_per_epoch
+    total_steps = config.epochs * steps_per_epoch
+    warmup_steps = int(config.warmup_epochs * steps_per_epoch)
+
+    def network_madds(choice) -> int:
+        return fixed_madds + sum(table[index] for table, index in zip(candidate_madds, choice))
+
+    epoch = 0
+    checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
+    if checkpoint is not None:
+        supernet.load_state_dict(checkpoint["supernet"])
+        weights.load_state_dict(checkpoint["weights"])
+        distributions.load_state_dict(checkpoint["distributions"])
+        architecture.load_state_dict(checkpoint["architecture"])
+        baseline.load_state_dict(checkpoint["baseline"])
+        sampler.set_state(checkpoint["sampler"])
+        session.train_stream.load_state_dict(checkpoint["train_stream"])
+        session.validation_stream.load_state_dict(checkpoint["validation_stream"])
+        epoch = checkpoint["epoch"]
+        session.started -= checkpoint["elapsed_seconds"]
+        records = read_jsonl(session.out / "search.jsonl")[:epoch]
+        from autospace.atomic import truncate_jsonl
+        truncate_jsonl(session.out / "search.jsonl", epoch)
+    else:
+        records = []
+
+    progress = None
+    if config.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch, desc=f"search {config.method}",
+                        dynamic_ncols=True)
+    while epoch < config.epochs:
+        supernet.train()
+        loss_sum = torch.zeros((), device=device)
+        arch_loss_sum, arch_steps = torch.zeros((), device=device), 0
+        epoch_started = time.perf_counter()
+        for position in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + position
+            # -- weight step: one path drawn from the current distributions -------------------------
+            lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
+            for group in weights.param_groups:
+                group["lr"] = lr
+            choice = distributions.sample(sampler)
+            inputs, labels = session.train_stream.next()
+            with session.autocast():
+                logits = supernet(inputs, [((index,), index) for index in choice])
+            loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            weights.zero_grad(set_to_none=True)
+            loss.backward()
+            weights.step()
+            loss_sum += loss.detach()
+            if progress is not None:
+                progress.update(1)
+            if step < warmup_steps or step % config.arch_every:
+                continue
+
+            # -- architecture step on a held-out batch ----------------------------------------------
+            inputs, labels = session.validation_stream.next()
+            if gradient:
+                pairs = distributions.sample_pairs(sampler)
+                with session.autocast():
+                    logits = supernet(inputs, pairs, distributions.logits)
+                cross_entropy = functional.cross_entropy(logits.float(), labels)
+                probabilities = [torch.softmax(layer_logits, 0) for layer_logits in distributions.logits]
+                expected = expected_madds(probabilities, madds_tables, fixed_madds)
+                arch_loss = madds_penalized_loss(cross_entropy, expected, config.target_madds, config.penalty,
+                                                 config.penalty_alpha, config.penalty_beta, config.penalty_weight)
+                old = [layer_logits.detach().clone() for layer_logits in distributions.logits]
+                architecture.zero_grad(set_to_none=True)
+                gradients = torch.autograd.grad(arch_loss, distributions.logits)
+                for layer_logits, layer_gradient in zip(distributions.logits, gradients):
+                    layer_logits.grad = layer_gradient
+                architecture.step()
+                for layer_logits, layer_old, (active, _) in zip(distributions.logits, old, pairs):
+                    rescale_pair(layer_logits, layer_old, active)
+            else:
+                choices, rewards = [], []
+                supernet.train(False)  # score paths with running BN statistics, as at test time
+                with torch.no_grad():
+                    for _ in range(config.rl_samples):
+                        sampled = distributions.sample(sampler)
+                        with session.autocast():
+                            logits = supernet(inputs, [((index,), index) for index in sampled])
+                        accuracy = (logits.argmax(1) == labels).float().mean().item()
+                        choices.append(sampled)
+                        rewards.append(reward(accuracy, int(network_madds(sampled)), config.target_madds,
+                                              config.rl_exponent))
+                supernet.train(True)
+                mean_reward = sum(rewards) / len(rewards)
+                arch_loss = reinforce_loss(distributions, choices, rewards, baseline.update(mean_reward))
+                architecture.zero_grad(set_to_none=True)
+                arch_loss.backward()
+                architecture.step()
+            arch_loss_sum += arch_loss.detach()
+            arch_steps += 1
+
+        # -- end of epoch: validate the argmax path, log, checkpoint -------------------------------
+        epoch += 1
+        best = distributions.argmax()
+        validation_loss, validation_accuracy = session.validation_accuracy(
+            PathModule(supernet, [((index,), index) for index in best]))
+        probabilities = [p.detach() for p in distributions.probabilities()]
+        record = {
+            "epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
+            "arch_loss": arch_loss_sum.item() / arch_steps if arch_steps else None,
+            "validation_loss": validation_loss, "validation_accuracy": validation_accuracy,
+            "expected_madds": float(expected_madds(probabilities, madds_tables, fixed_madds)),
+            "argmax": list(best), "argmax_madds": int(network_madds(best)),
+            "target_madds": config.target_madds, "lr": lr,
+            "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
+            "elapsed_seconds": round(time.perf_counter() - session.started, 2),
+        }
+        record["argmax_blocks"] = supernet.path_network(best).describe()
+        records.append(record)
+        append_jsonl(session.out / "search.jsonl", record)
+        if progress is not None:
+            progress.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{validation_accuracy:.3f}",
+                                 madds=f"{record['argmax_madds'] / 1e6:.1f}M")
+        save_rotating_checkpoint(session.out, {
+            "epoch": epoch, "supernet": supernet.state_dict(), "weights": weights.state_dict(),
+            "distributions": distributions.state_dict(), "architecture": architecture.state_dict(),
+            "baseline": baseline.state_dict(), "sampler": sampler.get_state(),
+            "train_stream": session.train_stream.state_dict(),
+            "validation_stream": session.validation_stream.state_dict(),
+            "elapsed_seconds": time.perf_counter() - session.started,
+        }, CHECKPOINT_FORMAT)
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
+            if progress is not None:
+                progress.close()
+            return None, supernet, records
+    if progress is not None:
+        progress.close()
+    return distributions.argmax(), supernet, records

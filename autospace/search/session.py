@@ -1,0 +1,109 @@
+"""What every search method shares: the run folder, the data streams, evaluation of a path.
+
+Every search decision uses the held-out split of the training set; the test
+set is never touched here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from autospace.config import save_config
+from autospace.data import load_dataset, stratified_split
+from autospace.data.dataset import ImageDataset
+from autospace.data.stream import BatchStream
+from autospace.device import resolve_channels_last, resolve_device, resolve_precision
+from autospace.search.config import SearchConfig
+from autospace.train.checkpoint import require_new_run_dir
+from autospace.train.evaluate import evaluate
+
+
+@dataclass
+class SearchSession:
+    config: SearchConfig
+    out: Path
+    device: torch.device
+    autocast_dtype: torch.dtype | None
+    channels_last: bool
+    dataset: ImageDataset
+    images: torch.Tensor              # training images on the device (uint8)
+    train_indices: torch.Tensor
+    validation_indices: torch.Tensor
+    train_stream: BatchStream
+    validation_stream: BatchStream
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def memory_format(self):
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def recalibration_batches(self, count: int) -> list[torch.Tensor]:
+        """A fixed set of un-augmented training batches: recalibrating BN on them makes an
+        evaluation a pure function of the architecture (cacheable, resumable)."""
+        generator = torch.Generator().manual_seed(self.config.seed + 11)
+        order = self.train_indices[torch.randperm(self.train_indices.numel(), generator=generator)]
+        batches = []
+        for index in range(min(count, max(order.numel() // self.config.batch_size, 1))):
+            chosen = order[index * self.config.batch_size:(index + 1) * self.config.batch_size].to(self.device)
+            batches.append(normalized(self, self.images[chosen]))
+        return batches
+
+    def validation_accuracy(self, model: nn.Module, batches: int | None = None) -> tuple[float, float]:
+        """(loss, accuracy in [0, 1]) on the held-out split (the first `batches` batches, or all)."""
+        indices = self.validation_indices.to(self.device)
+        if batches is not None:
+            indices = indices[: batches * self.config.batch_size]
+        return evaluate(model, self.images, self.dataset.train_labels.to(self.device), self.dataset.mean,
+                        self.dataset.std, batch_size=max(self.config.batch_size, 256),
+                        autocast_dtype=self.autocast_dtype, channels_last=self.channels_last, indices=indices)
+
+
+def normalized(session: SearchSession, images_uint8: torch.Tensor) -> torch.Tensor:
+    from autospace.data import normalize_batch
+
+    return normalize_batch(images_uint8, session.dataset.mean, session.dataset.std,
+                           channels_last=session.channels_last)
+
+
+class PathModule(nn.Module):
+    """A supernet restricted to one path, as a plain model (for `evaluate`)."""
+
+    def __init__(self, supernet: nn.Module, paths):
+        super().__init__()
+        self.supernet = supernet
+        self.paths = paths
+
+    def forward(self, x):
+        return self.supernet(x, self.paths)
+
+
+def open_session(config: SearchConfig, out: str | Path, resume: bool) -> SearchSession:
+    out = Path(out)
+    if not resume:
+        require_new_run_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out / "config.yaml", config)
+    device = resolve_device(config.device)
+    dataset = load_dataset(config.data, config.data_dir)
+    if config.train_subset is not None:
+        dataset = dataset.subset(config.train_subset, None, torch.Generator().manual_seed(config.seed))
+    train_indices, validation_indices = stratified_split(
+        dataset.train_labels, validation_fraction=config.validation_fraction, seed=config.seed)
+    channels_last = resolve_channels_last(config.channels_last, device)
+    images = dataset.train_images.to(device)
+    streams = [BatchStream(images, dataset.train_labels, indices, config.batch_size, dataset.mean, dataset.std,
+                           seed=config.seed + offset, channels_last=channels_last)
+               for offset, indices in enumerate((train_indices, validation_indices))]
+    return SearchSession(config=config, out=out, device=device,
+                         autocast_dtype=resolve_precision(config.precision, device), channels_last=channels_last,
+                         dataset=dataset, images=images, train_indices=train_indices,
+                         validation_indices=validation_indices, train_stream=streams[0],
+                         validation_stream=streams[1])

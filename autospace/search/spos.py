@@ -1,0 +1,176 @@
+"""SPOS: single-path one-shot supernet training, then evolutionary search (DESIGN 2.4).
+
+Phase 1 trains the supernet on uniformly drawn single paths, redrawing any path
+over the budget. Phase 2 runs the evolutionary search of `search.evolution`;
+each candidate is scored after BN recalibration on fixed training batches, by
+its accuracy on the first `eval_batches` held-out batches. Both phases
+checkpoint (per epoch, per generation) and resume to the same result.
+
+The architecture encoding is given by a `SposEncoding`, so the same loop runs in
+a listed space (one index per layer) and in the open space (one cell per layer).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as functional
+
+from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
+from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
+from autospace.errors import AutospaceError
+from autospace.nn.block_supernet import recalibrate_batch_norm
+from autospace.search.evolution import EvolutionConfig, evolutionary_search
+from autospace.search.session import PathModule, SearchSession
+from autospace.train.optim import learning_rate_at, make_optimizer
+
+CHECKPOINT_FORMAT = "autospace.search-spos/1"
+
+
+@dataclass
+class SposEncoding:
+    """How architectures of one space are drawn, varied, costed and run."""
+
+    supernet: torch.nn.Module
+    sample: Callable[[random.Random], Any]
+    mutate: Callable[[Any, random.Random, float], Any]
+    crossover: Callable[[Any, Any, random.Random], Any]
+    madds: Callable[[Any], int]
+    paths: Callable[[Any], Any]      # what supernet.forward takes for this architecture
+    key: Callable[[Any], Any] = lambda arch: arch
+
+
+def sample_within_budget(encoding: SposEncoding, budget: int, rng: random.Random, tries: int = 1000):
+    for _ in range(tries):
+        arch = encoding.sample(rng)
+        if encoding.madds(arch) <= budget:
+            return arch
+    raise AutospaceError(
+        f"no architecture under the {budget / 1e6:.1f}M MAdds budget in {tries} uniform draws; "
+        f"the budget is close to the smallest network of this space: raise it")
+
+
+def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch: int | None = None,
+                stop_after_generation: int | None = None):
+    """Returns (best architecture, its held-out accuracy, records)."""
+    config, device = session.config, session.device
+    supernet = encoding.supernet
+    weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+    rng = random.Random(config.seed + 5)
+    steps_per_epoch = session.train_stream.batches_per_epoch
+    total_steps = config.epochs * steps_per_epoch
+    epoch, evolution_state = 0, None
+    records = []
+    checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
+    if checkpoint is not None:
+        supernet.load_state_dict(checkpoint["supernet"])
+        weights.load_state_dict(checkpoint["weights"])
+        rng.setstate(checkpoint["rng"])
+        session.train_stream.load_state_dict(checkpoint["train_stream"])
+        epoch, evolution_state = checkpoint["epoch"], checkpoint["evolution"]
+        session.started -= checkpoint["elapsed_seconds"]
+        kept = epoch + (len(evolution_state["history"]) if evolution_state else 0)
+        truncate_jsonl(session.out / "search.jsonl", kept)
+        records = read_jsonl(session.out / "search.jsonl")
+
+    def checkpoint_now(evolution=None):
+        save_rotating_checkpoint(session.out, {
+            "epoch": epoch, "supernet": supernet.state_dict(), "weights": weights.state_dict(),
+            "rng": rng.getstate(), "train_stream": session.train_stream.state_dict(), "evolution": evolution,
+            "elapsed_seconds": time.perf_counter() - session.started}, CHECKPOINT_FORMAT)
+
+    progress = None
+    if config.progress and epoch < config.epochs:
+        from tqdm import tqdm
+        progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch, desc="search spos (supernet)",
+                        dynamic_ncols=True)
+    # -- phase 1: uniform single-path training within the budget ------------------------------------
+    while epoch < config.epochs:
+        supernet.train()
+        loss_sum = torch.zeros((), device=device)
+        epoch_started = time.perf_counter()
+        for position in range(steps_per_epoch):
+            step = epoch * steps_per_epoch + position
+            lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
+            for group in weights.param_groups:
+                group["lr"] = lr
+            arch = sample_within_budget(encoding, config.target_madds, rng)
+            inputs, labels = session.train_stream.next()
+            with session.autocast():
+                logits = supernet(inputs, encoding.paths(arch))
+            loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            weights.zero_grad(set_to_none=True)
+            loss.backward()
+            weights.step()
+            loss_sum += loss.detach()
+            if progress is not None:
+                progress.update(1)
+        epoch += 1
+        record = {"phase": "supernet", "epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
+                  "lr": lr, "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
+                  "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+        records.append(record)
+        append_jsonl(session.out / "search.jsonl", record)
+        checkpoint_now()
+        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
+            if progress is not None:
+                progress.close()
+            return None, None, records
+    if progress is not None:
+        progress.close()
+
+    # -- phase 2: evolutionary search, BN recalibrated before every evaluation ------------------------
+    recalibration = session.recalibration_batches(config.recalibration_batches)
+
+    def evaluate(arch) -> float:
+        paths = encoding.paths(arch)
+        with session.autocast():
+            recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, paths))
+        return session.validation_accuracy(PathModule(supernet, paths), config.eval_batches)[1]
+
+    stopped = []
+
+    def on_generation(generation: int, state: dict) -> None:
+        last = state["history"][-1]
+        record = {"phase": "evolution", "generation": generation, "best_accuracy": last["best_score"],
+                  "mean_top_accuracy": last["mean_top_score"],
+                  "best_madds": int(encoding.madds(last["best_arch"])),
+                  "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+        records.append(record)
+        append_jsonl(session.out / "search.jsonl", record)
+        checkpoint_now(state)
+        if progress_bar is not None:
+            progress_bar.update(1)
+            progress_bar.set_postfix(best=f"{last['best_score']:.3f}", madds=f"{record['best_madds'] / 1e6:.1f}M")
+        if stop_after_generation is not None and generation >= stop_after_generation:
+            stopped.append(generation)
+            raise _Stop()
+
+    evolution_config = EvolutionConfig(population=config.population, top=config.top, mutations=config.mutations,
+                                       crossovers=config.crossovers, generations=config.generations,
+                                       mutation_probability=config.mutation_probability)
+    progress_bar = None
+    if config.progress:
+        from tqdm import tqdm
+        done = len(evolution_state["history"]) if evolution_state else 0
+        progress_bar = tqdm(total=config.generations + 1, initial=done,  # generation 0: the first population
+                            desc="search spos (evolution)",
+                            dynamic_ncols=True)
+    try:
+        best, score, _ = evolutionary_search(
+            encoding.sample, encoding.mutate, encoding.crossover, evaluate, encoding.madds, config.target_madds,
+            evolution_config, random.Random(config.seed + 6), on_generation=on_generation, state=evolution_state)
+    except _Stop:
+        return None, None, records
+    finally:
+        if progress_bar is not None:
+            progress_bar.close()
+    return best, score, records
+
+
+class _Stop(Exception):
+    """Raised inside the evolution callback to simulate a kill (tests)."""

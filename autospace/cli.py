@@ -104,6 +104,53 @@ def _command_evolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _madds_override(key: str, text: str | None) -> list[str]:
+    if text is None:
+        return []
+    from autospace.cost.units import parse_madds
+
+    return [f"{key}={parse_madds(text)}"]
+
+
+def _command_search(args: argparse.Namespace) -> int:
+    from autospace.config import load_config
+    from autospace.search import SearchConfig, search
+
+    overrides = (_madds_override("target_madds", args.target_madds)
+                 + _shortcut_overrides(args, ("method", "space", "preset", "data", "data_dir", "device",
+                                              "precision", "seed")))
+    if args.resume:
+        out = Path(args.resume)
+        network = search(load_config(SearchConfig, out / "config.yaml", overrides), out, resume=True)
+    else:
+        if not args.out:
+            raise AutospaceError("autospace search needs --out RUN_DIR (or --resume RUN_DIR)")
+        out = Path(args.out)
+        network = search(load_config(SearchConfig, args.config, overrides), out)
+    print("\n".join(network.describe()))
+    print((out / "result.json").read_text().strip())
+    return 0
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from autospace.pipeline import load_run_config, run_pipeline
+
+    overrides = (_madds_override("budget_madds", args.budget_madds)
+                 + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
+                                              "precision", "seed")))
+    if args.resume:
+        out = Path(args.resume)
+        metrics = run_pipeline(load_run_config(out / "config.yaml", overrides), out, resume=True)
+    else:
+        if not args.out:
+            raise AutospaceError("autospace run needs --out RUN_DIR (or --resume RUN_DIR)")
+        out = Path(args.out)
+        metrics = run_pipeline(load_run_config(args.config, overrides), out)
+    print(f"report: {out / 'report.md'}")
+    print(json.dumps({key: metrics[key] for key in ("test_top1", "params", "madds", "wall_time_s") if key in metrics}))
+    return 0
+
+
 def _evolve_config_class(method: str):
     from autospace.evolve import EVOLVE_METHODS
 
@@ -138,6 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (quick, cifar10) or a YAML path")
     evolve.set_defaults(handler=_command_evolve)
+
+    search = commands.add_parser("search", help="search a network in a space (writes arch.json)")
+    search.add_argument("--space", help="manual, open, or a space.json (e.g. RUN_DIR/space.json)")
+    search.add_argument("--method", choices=("proxyless-g", "proxyless-rl", "spos"), help="search algorithm")
+    search.add_argument("--target-madds", help="MAdds budget of the found network, e.g. 60M")
+    search.add_argument("--preset", help="macro skeleton of the manual/open space: cifar, cifar-small, imagenet")
+    search.add_argument("--out", help="run folder to create")
+    search.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    _add_common_run_options(search, "search preset: a name in configs/search (quick, cifar10) or a YAML path")
+    search.set_defaults(handler=_command_search)
+
+    run = commands.add_parser("run", help="evolve -> search -> train in one run folder, with report.md")
+    run.add_argument("--budget-madds", help="MAdds budget, e.g. 60M")
+    run.add_argument("--search-method", choices=("proxyless-g", "proxyless-rl", "spos"))
+    run.add_argument("--space-method", choices=("autospace", "manual"),
+                     help="search in a space evolved by autospace (default) or in the manual space")
+    run.add_argument("--out", help="run folder to create")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR, at the stage it stopped in")
+    _add_common_run_options(run, "run preset: a name in configs/run (quick, cifar10) or a YAML path; "
+                                 "stage keys are evolve.KEY, search.KEY, train.KEY")
+    run.set_defaults(handler=_command_run)
 
     train = commands.add_parser("train", help="train a network from an arch.json")
     train.add_argument("arch", nargs="?", help="path to arch.json (optional with --resume)")

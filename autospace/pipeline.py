@@ -1,0 +1,106 @@
+"""`autospace run`: evolve -> search -> train in one run folder, then report.md.
+
+RUN_DIR/evolve, RUN_DIR/search and RUN_DIR/train are ordinary run folders of
+their commands. A stage is done when its output exists (space.json, arch.json,
+metrics.json); a stage folder without it is resumed, so `--resume` after a kill
+continues inside the stage that was running.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from autospace.config import load_config, save_config
+from autospace.errors import AutospaceError
+from autospace.evolve.config import EvolveConfig
+from autospace.search.config import SearchConfig
+from autospace.train.checkpoint import require_new_run_dir
+from autospace.train.config import TrainConfig
+
+
+def _help(text: str, default=None, factory=None):
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    config_section: ClassVar[str] = "run"
+
+    data: str = _help("data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
+    data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
+    budget_madds: int = _help("MAdds budget: the evolved space's caps and the search's target", 60_000_000)
+    space_method: Literal["autospace", "manual"] = _help(
+        "where the search runs: a space evolved by autospace, or the manual inverted-residual space", "autospace")
+    search_method: Literal["proxyless-g", "proxyless-rl", "spos"] = _help("search algorithm", "proxyless-g")
+    seed: int = _help("seed of every stage", 0)
+    device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
+    precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
+    progress: bool = _help("show progress bars", True)
+    evolve: EvolveConfig = _help("settings of the evolve stage (evolve.KEY)", factory=EvolveConfig)
+    search: SearchConfig = _help("settings of the search stage (search.KEY)", factory=SearchConfig)
+    train: TrainConfig = _help("settings of the final training (train.KEY)", factory=TrainConfig)
+
+
+def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig, SearchConfig, TrainConfig]:
+    """The run-level settings win over the stages' own."""
+    shared = {"data": config.data, "data_dir": config.data_dir, "seed": config.seed, "device": config.device,
+              "precision": config.precision, "progress": config.progress}
+    evolve = replace(config.evolve, budget_madds=config.budget_madds, **shared)
+    space = str(out / "evolve" / "space.json") if config.space_method == "autospace" else "manual"
+    search = replace(config.search, target_madds=config.budget_madds, method=config.search_method,
+                     space=space, preset=config.evolve.preset, **shared)
+    train = replace(config.train, **shared)
+    return evolve, search, train
+
+
+def _stage_state(folder: Path, output: str) -> str:
+    if (folder / output).exists():
+        return "done"
+    if folder.is_dir() and any(folder.iterdir()):
+        return "resume"
+    return "new"
+
+
+def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> dict:
+    """Run every stage not yet done; returns the final metrics (and writes RUN_DIR/report.md)."""
+    from autospace.arch.codec import load_arch
+    from autospace.evolve import evolve
+    from autospace.report import write_run_report
+    from autospace.search import search
+    from autospace.train import train
+
+    out = Path(out)
+    if resume:
+        if not (out / "config.yaml").exists():
+            raise AutospaceError(f"cannot resume: {out} holds no run (no config.yaml); start one with --out")
+    else:
+        require_new_run_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(out / "config.yaml", config)
+    evolve_config, search_config, train_config = stage_configs(config, out)
+
+    if config.space_method == "autospace":
+        state = _stage_state(out / "evolve", "space.json")
+        if state != "done":
+            evolve("autospace", evolve_config, out / "evolve", resume=state == "resume")
+    state = _stage_state(out / "search", "arch.json")
+    if state != "done":
+        if search(search_config, out / "search", resume=state == "resume") is None:
+            raise AutospaceError("the search stopped before it found a network")
+    state = _stage_state(out / "train", "metrics.json")
+    if state == "done":
+        metrics = json.loads((out / "train" / "metrics.json").read_text())
+    else:
+        metrics = train(load_arch(out / "search" / "arch.json"), train_config, out / "train",
+                        resume=state == "resume")
+    write_run_report(out)
+    return metrics
+
+
+def load_run_config(preset: str | Path | None, overrides) -> RunConfig:
+    return load_config(RunConfig, preset, overrides)

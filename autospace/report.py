@@ -1,0 +1,74 @@
+"""report.md of an `autospace run` folder: stage times, learned space, found network, accuracy, config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from autospace.arch.blocks import block_to_string
+from autospace.atomic import atomic_write_text, read_jsonl
+from autospace.cost import layer_costs, network_cost
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def stage_times(out: Path) -> dict[str, float | None]:
+    space = _read_json(out / "evolve" / "space.json")
+    result = _read_json(out / "search" / "result.json")
+    metrics = _read_json(out / "train" / "metrics.json")
+    return {
+        "evolve": space["metadata"].get("wall_time_s") if space else None,
+        "search": result.get("wall_time_s") if result else None,
+        "train": metrics.get("wall_time_s") if metrics else None,
+    }
+
+
+def write_run_report(out: str | Path) -> Path:
+    from autospace.arch.codec import load_arch
+
+    out = Path(out)
+    lines = [f"# autospace run: {out.name}", ""]
+    times = stage_times(out)
+    metrics = _read_json(out / "train" / "metrics.json") or {}
+    result = _read_json(out / "search" / "result.json") or {}
+    if metrics:
+        lines += [f"**Test top-1: {metrics['test_top1']:.2f}%** ({metrics.get('data', 'data set')}; "
+                  f"params {metrics['params']:,}, MAdds {metrics['madds'] / 1e6:.2f}M "
+                  f"against a target of {result.get('target_madds', 0) / 1e6:.1f}M).", ""]
+    lines += ["## Stages", "", "| stage | wall time |", "| --- | --- |"]
+    for stage, seconds in times.items():
+        lines.append(f"| {stage} | {'skipped' if seconds is None else f'{seconds / 60:.1f} min ({seconds:.0f} s)'} |")
+    total = sum(value for value in times.values() if value)
+    lines += [f"| total | {total / 60:.1f} min |", ""]
+
+    if (out / "evolve" / "space.md").exists():
+        table = (out / "evolve" / "space.md").read_text().splitlines()
+        lines += ["## Learned space", ""] + table[2:] + [""]
+        if (out / "evolve" / "fitness.png").exists():
+            lines += ["![fitness of the final top cells](evolve/fitness.png)", ""]
+    if (out / "search" / "arch.json").exists():
+        network = load_arch(out / "search" / "arch.json")
+        cost = network_cost(network)
+        records = [r for r in read_jsonl(out / "search" / "search.jsonl")]
+        lines += ["## Found network", "",
+                  f"Search: {result.get('method')} in the {Path(str(result.get('space'))).name if result.get('space') else ''} "
+                  f"space; held-out accuracy during search {result.get('validation_accuracy')}; "
+                  f"{len(records)} log records.", "",
+                  f"Params {cost.params:,}; MAdds {cost.madds:,} ({cost.madds / 1e6:.2f}M, "
+                  f"{100 * cost.madds / result['target_madds']:.0f}% of the target).", "",
+                  "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
+        for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
+            lines.append(f"| {slot.index} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
+                         f"`{block_to_string(layer.block)}` | {layer_cost.madds / 1e6:.2f}M |")
+        lines.append("")
+    if metrics:
+        lines += ["## Final training", "",
+                  f"{metrics.get('epochs')} epochs; test top-1 {metrics['test_top1']:.2f}%; "
+                  f"wall time {metrics['wall_time_s']:.0f} s on {metrics.get('device')}.", ""]
+    if (out / "config.yaml").exists():
+        lines += ["## Resolved config", "", "```yaml", (out / "config.yaml").read_text().rstrip(), "```", ""]
+    path = out / "report.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path

@@ -36,6 +36,14 @@ def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> lis
     return overrides + list(args.overrides)
 
 
+def _saved_config(run_dir: Path) -> Path:
+    """The config.yaml of a run folder to resume, or a clear error."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise AutospaceError(f"cannot resume: {run_dir} holds no run (no config.yaml); start one with --out")
+    return path
+
+
 def _command_space_count(args: argparse.Namespace) -> int:
     from autospace.arch import count_cells
 
@@ -69,7 +77,7 @@ def _command_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         out = Path(args.resume)
-        config = load_config(TrainConfig, out / "config.yaml",
+        config = load_config(TrainConfig, _saved_config(out),
                              _shortcut_overrides(args, ("data", "data_dir", "device", "precision")))
         result = train(args.arch or out / "arch.json", config, out, resume=True)
     else:
@@ -93,7 +101,7 @@ def _command_evolve(args: argparse.Namespace) -> int:
         overrides.insert(0, f"budget_madds={parse_madds(args.budget_madds)}")
     if args.resume:
         out = Path(args.resume)
-        space = evolve(args.method, load_config(_evolve_config_class(args.method), out / "config.yaml", overrides),
+        space = evolve(args.method, load_config(_evolve_config_class(args.method), _saved_config(out), overrides),
                        out, resume=True)
     else:
         if not args.out:
@@ -121,7 +129,7 @@ def _command_search(args: argparse.Namespace) -> int:
                                               "precision", "seed")))
     if args.resume:
         out = Path(args.resume)
-        network = search(load_config(SearchConfig, out / "config.yaml", overrides), out, resume=True)
+        network = search(load_config(SearchConfig, _saved_config(out), overrides), out, resume=True)
     else:
         if not args.out:
             raise AutospaceError("autospace search needs --out RUN_DIR (or --resume RUN_DIR)")
@@ -140,7 +148,7 @@ def _command_run(args: argparse.Namespace) -> int:
                                               "precision", "seed")))
     if args.resume:
         out = Path(args.resume)
-        metrics = run_pipeline(load_run_config(out / "config.yaml", overrides), out, resume=True)
+        metrics = run_pipeline(load_run_config(_saved_config(out), overrides), out, resume=True)
     else:
         if not args.out:
             raise AutospaceError("autospace run needs --out RUN_DIR (or --resume RUN_DIR)")

@@ -170,6 +170,19 @@ class CellSupernet(nn.Module):
         x = self.head(x).mean((2, 3))
         return self.classifier(self.dropout(x))
 
+    def forward_cells(self, x, cells: Sequence[Cell], generator: torch.Generator | None = None):
+        """Run one arbitrary cell per searchable layer straight from the banks (the open space,
+        where cells are not fixed candidates); missing bank modules are created from `generator`."""
+        if len(cells) != len(self.banks):
+            raise AutospaceError(f"got {len(cells)} cells for {len(self.banks)} searchable layers")
+        x = self.stem(x)
+        for layer in self._fixed:
+            x = layer(x)
+        for bank, cell in zip(self.banks, cells):
+            x = bank.cell_module(cell, generator)(x)
+        x = self.head(x).mean((2, 3))
+        return self.classifier(self.dropout(x))
+
     @torch.no_grad()
     def rescale_after_step(self, old_alphas: Sequence[torch.Tensor], paths: Sequence[Path]) -> None:
         """`GatedCellLayer.rescale_after_step` for every layer's active cells."""

@@ -19,10 +19,10 @@ from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.search.budget import check_budget
 from autospace.search.config import SEARCH_METHODS, SearchConfig
-from autospace.search.evolution import index_choice_operators
+from autospace.search.evolution import index_choice_operators, index_sampler_within_budget
 from autospace.search.proxyless import search_proxyless
 from autospace.search.session import open_session
-from autospace.search.spaces import resolve_space
+from autospace.search.spaces import BUILT_IN_SPACES, resolve_space
 from autospace.search.spos import SposEncoding, search_spos
 
 BUDGET_TOLERANCE = 0.10  # gradient and RL results may end up to 10% over the target
@@ -34,6 +34,9 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
     if config.method not in SEARCH_METHODS:
         raise AutospaceError(f"unknown search method {config.method!r}; valid methods: {', '.join(SEARCH_METHODS)}")
     out = Path(out)
+    if config.space not in BUILT_IN_SPACES and not Path(config.space).exists():
+        raise AutospaceError(f"search space {config.space!r} is neither a built-in space "
+                             f"({', '.join(BUILT_IN_SPACES)}) nor an existing space.json file")
     if resume and not out.is_dir():
         raise AutospaceError(f"cannot resume: run folder {out} does not exist")
     session = open_session(config, out, resume)
@@ -55,8 +58,9 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
         check_budget(config.target_madds, supernet.candidate_madds(), supernet.fixed_madds())
         network_of = supernet.path_network
         if config.method == "spos":
-            sample, mutate, crossover = index_choice_operators([len(c) for c in supernet.choices])
+            _, mutate, crossover = index_choice_operators([len(c) for c in supernet.choices])
             tables, fixed = supernet.candidate_madds(), supernet.fixed_madds()
+            sample = index_sampler_within_budget(tables, fixed, config.target_madds)
             encoding = SposEncoding(
                 supernet=supernet, sample=sample, mutate=mutate, crossover=crossover,
                 madds=lambda choice: fixed + sum(t[i] for t, i in zip(tables, choice)),

@@ -215,3 +215,29 @@ def index_choice_operators(choices_per_layer: Sequence[int]):
         return tuple(a if rng.random() < 0.5 else b for a, b in zip(first, second))
 
     return sample, mutate, crossover
+
+
+def index_sampler_within_budget(candidate_madds, fixed_madds: int, budget: int, rejection_tries: int = 50):
+    """A sampler of index tuples under `budget`: uniform draws first (SPOS's rejection sampling);
+    when the budget is tight and they keep failing, a sequential draw that visits the layers in
+    random order and picks uniformly among the candidates that still leave room for the cheapest
+    choice of every layer not yet drawn (always succeeds when budget >= the space's minimum)."""
+    tables = [list(map(int, table)) for table in candidate_madds]
+    cheapest = [min(table) for table in tables]
+
+    def sample(rng: random.Random) -> tuple[int, ...]:
+        for _ in range(rejection_tries):
+            choice = tuple(rng.randrange(len(table)) for table in tables)
+            if fixed_madds + sum(table[i] for table, i in zip(tables, choice)) <= budget:
+                return choice
+        order = list(range(len(tables)))
+        rng.shuffle(order)
+        remaining = budget - fixed_madds - sum(cheapest)
+        choice = [0] * len(tables)
+        for layer in order:
+            allowed = [i for i, madds in enumerate(tables[layer]) if madds - cheapest[layer] <= remaining]
+            choice[layer] = rng.choice(allowed)
+            remaining -= tables[layer][choice[layer]] - cheapest[layer]
+        return tuple(choice)
+
+    return sample

@@ -23,6 +23,7 @@ import torch.nn.functional as functional
 from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
 from autospace.errors import AutospaceError
+from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
 from autospace.search.evolution import EvolutionConfig, evolutionary_search
 from autospace.search.session import PathModule, SearchSession
@@ -41,7 +42,10 @@ class SposEncoding:
     crossover: Callable[[Any, Any, random.Random], Any]
     madds: Callable[[Any], int]
     paths: Callable[[Any], Any]      # what supernet.forward takes for this architecture
-    key: Callable[[Any], Any] = lambda arch: arch
+    network: Callable[[Any], Any] = None                # the stand-alone Network of an architecture
+    prepare: Callable[[Any], bool] = lambda arch: False  # create lazy weights; True if new ones appeared
+    state: Callable[[], dict] = lambda: {}               # what must exist before load_state_dict (resume)
+    load_state: Callable[[dict], None] = lambda state: None
 
 
 def sample_within_budget(encoding: SposEncoding, budget: int, rng: random.Random, tries: int = 1000):
@@ -60,6 +64,16 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     config, device = session.config, session.device
     supernet = encoding.supernet
     weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+
+    def grown_optimizer(previous):
+        """A new optimiser over every current parameter, keeping the state of the old ones."""
+        optimizer = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if parameter in previous.state:
+                    optimizer.state[parameter] = previous.state[parameter]
+        return optimizer
+
     rng = random.Random(config.seed + 5)
     steps_per_epoch = session.train_stream.batches_per_epoch
     total_steps = config.epochs * steps_per_epoch
@@ -67,8 +81,10 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     records = []
     checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
     if checkpoint is not None:
+        encoding.load_state(checkpoint["encoding"])
         supernet.load_state_dict(checkpoint["supernet"])
-        weights.load_state_dict(checkpoint["weights"])
+        weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+        load_optimizer_state_by_name(supernet, weights, checkpoint["weights"])
         rng.setstate(checkpoint["rng"])
         session.train_stream.load_state_dict(checkpoint["train_stream"])
         epoch, evolution_state = checkpoint["epoch"], checkpoint["evolution"]
@@ -79,7 +95,8 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
 
     def checkpoint_now(evolution=None):
         save_rotating_checkpoint(session.out, {
-            "epoch": epoch, "supernet": supernet.state_dict(), "weights": weights.state_dict(),
+            "epoch": epoch, "supernet": supernet.state_dict(), "encoding": encoding.state(),
+            "weights": optimizer_state_by_name(supernet, weights),
             "rng": rng.getstate(), "train_stream": session.train_stream.state_dict(), "evolution": evolution,
             "elapsed_seconds": time.perf_counter() - session.started}, CHECKPOINT_FORMAT)
 
@@ -99,6 +116,8 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
             for group in weights.param_groups:
                 group["lr"] = lr
             arch = sample_within_budget(encoding, config.target_madds, rng)
+            if encoding.prepare(arch):
+                weights = grown_optimizer(weights)
             inputs, labels = session.train_stream.next()
             with session.autocast():
                 logits = supernet(inputs, encoding.paths(arch))

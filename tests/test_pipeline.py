@@ -1,0 +1,70 @@
+"""autospace run: evolve -> search -> train in one folder, report.md, resume at any stage."""
+
+import json
+
+import pytest
+
+from autospace.cli import main
+from autospace.errors import AutospaceError
+from autospace.pipeline import RunConfig, load_run_config, run_pipeline
+
+OVERRIDES = [
+    "data=synthetic:256,64", "budget_madds=14000000", "device=cpu", "progress=false",
+    "evolve.preset=cifar-small", "evolve.epochs=1", "evolve.batch_size=32", "evolve.population_size=4",
+    "evolve.candidates_per_layer=2", "evolve.top_k=2", "evolve.regenerate_every=3",
+    "search.epochs=2", "search.warmup_epochs=1", "search.batch_size=32", "search.arch_every=1",
+    "train.epochs=2", "train.batch_size=32", "train.warmup_epochs=0.5",
+]
+
+
+def test_run_writes_every_stage_and_a_report(tmp_path):
+    metrics = run_pipeline(load_run_config(None, OVERRIDES), tmp_path / "run")
+    for path in ("evolve/space.json", "search/arch.json", "search/result.json", "train/metrics.json",
+                 "report.md", "config.yaml"):
+        assert (tmp_path / "run" / path).exists(), path
+    report = (tmp_path / "run" / "report.md").read_text()
+    for heading in ("## Stages", "## Learned space", "## Found network", "## Final training", "## Resolved config"):
+        assert heading in report
+    assert 0.0 <= metrics["test_top1"] <= 100.0
+    search_config = (tmp_path / "run" / "search" / "config.yaml").read_text()
+    assert "evolve/space.json" in search_config and "target_madds: 14000000" in search_config
+
+
+def test_run_resumes_in_the_stage_it_stopped(tmp_path, monkeypatch):
+    import autospace.search as search_module
+
+    out = tmp_path / "run"
+    config = load_run_config(None, OVERRIDES)
+    real_search = search_module.search
+
+    def killed_search(*args, **kwargs):
+        real_search(*args, **kwargs, stop_after_epoch=1)
+        raise KeyboardInterrupt  # the process dies mid-search
+
+    monkeypatch.setattr(search_module, "search", killed_search)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config, out)
+    assert (out / "evolve" / "space.json").exists() and not (out / "search" / "arch.json").exists()
+    monkeypatch.setattr(search_module, "search", real_search)
+    run_pipeline(config, out, resume=True)
+    reference = tmp_path / "reference"
+    run_pipeline(config, reference)
+    assert (json.loads((out / "search" / "arch.json").read_text())["network"]
+            == json.loads((reference / "search" / "arch.json").read_text())["network"])
+
+
+def test_manual_space_skips_evolution(tmp_path):
+    run_pipeline(load_run_config(None, OVERRIDES + ["space_method=manual", "search_method=spos",
+                                                     "search.population=4", "search.top=2",
+                                                     "search.generations=1", "search.recalibration_batches=1",
+                                                     "search.eval_batches=1", "search.mutations=2",
+                                                     "search.crossovers=2"]), tmp_path / "manual")
+    assert not (tmp_path / "manual" / "evolve").exists()
+    assert (tmp_path / "manual" / "train" / "metrics.json").exists()
+
+
+def test_cli_run_errors(tmp_path, capsys):
+    assert main(["run", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no run" in capsys.readouterr().err
+    assert main(["run", "--out", str(tmp_path / "x"), "--set", "evolve.nope=1"]) == 2
+    assert "evolve.nope" in capsys.readouterr().err

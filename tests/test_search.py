@@ -1,0 +1,87 @@
+"""autospace search: every method in the manual, open and a learned space; budget; resume."""
+
+import json
+
+import pytest
+
+from autospace.arch import InvertedResidual, load_arch, load_space, preset_skeleton, save_space
+from autospace.arch.space import Candidate, SearchSpace
+from autospace.cli import main
+from autospace.cost import network_madds
+from autospace.errors import AutospaceError
+from autospace.search import SearchConfig, search
+
+
+def _config(**changes):
+    settings = dict(data="synthetic:256,64", preset="cifar-small", target_madds=14_000_000, epochs=2,
+                    warmup_epochs=1, batch_size=32, arch_every=1, arch_lr=0.01, device="cpu", progress=False,
+                    population=6, top=2, mutations=3, crossovers=3, generations=2, recalibration_batches=1,
+                    eval_batches=1)
+    settings.update(changes)
+    return SearchConfig(**settings)
+
+
+@pytest.mark.parametrize("method", ["proxyless-g", "proxyless-rl", "spos"])
+def test_every_method_finds_a_trainable_network(method, tmp_path):
+    network = search(_config(method=method), tmp_path / method)
+    saved = load_arch(tmp_path / method / "arch.json")
+    assert saved == network
+    result = json.loads((tmp_path / method / "result.json").read_text())
+    assert result["madds"] == network_madds(network)
+    records = [json.loads(line) for line in (tmp_path / method / "search.jsonl").read_text().splitlines()]
+    assert records
+    if method == "spos":
+        assert result["madds"] <= 14_000_000  # spos never exceeds the budget
+    else:
+        assert {"validation_accuracy", "expected_madds", "argmax", "argmax_madds"} <= set(records[-1])
+
+
+def test_spos_in_the_open_space_stays_in_budget(tmp_path):
+    network = search(_config(method="spos", space="open", target_madds=10_000_000), tmp_path / "open")
+    assert network_madds(network) <= 10_000_000
+
+
+def test_proxyless_refuses_the_open_space(tmp_path):
+    with pytest.raises(AutospaceError, match="spos"):
+        search(_config(method="proxyless-g", space="open"), tmp_path / "x")
+
+
+def test_a_space_json_is_searchable(tmp_path):
+    skeleton = preset_skeleton("cifar-small")
+    space = SearchSpace(skeleton, tuple((Candidate(InvertedResidual(3, 3), 0.5), Candidate(InvertedResidual(5, 1)))
+                                        for _ in skeleton.searchable_slots()), name="mine")
+    save_space(tmp_path / "space.json", space)
+    network = search(_config(space=str(tmp_path / "space.json")), tmp_path / "run")
+    blocks = {block for block in network.searchable_blocks()}
+    assert blocks <= {InvertedResidual(3, 3), InvertedResidual(5, 1), *[b for b in blocks if b.is_empty()]}
+
+
+def test_budget_below_the_smallest_network_is_refused_up_front(tmp_path):
+    with pytest.raises(AutospaceError, match="smallest network"):
+        search(_config(target_madds=1_000_000), tmp_path / "tiny")
+    assert not (tmp_path / "tiny" / "search.jsonl").exists()
+
+
+@pytest.mark.parametrize("method", ["proxyless-g", "spos"])
+def test_killed_search_resumes_to_the_same_arch(method, tmp_path):
+    config = _config(method=method, epochs=3)
+    search(config, tmp_path / "full")
+    if method == "spos":
+        assert search(config, tmp_path / "killed", stop_after_generation=1) is None
+    else:
+        assert search(config, tmp_path / "killed", stop_after_epoch=2) is None
+    search(config, tmp_path / "killed", resume=True)
+    assert (json.loads((tmp_path / "killed" / "arch.json").read_text())["network"]
+            == json.loads((tmp_path / "full" / "arch.json").read_text())["network"])
+
+
+def test_cli_search_and_bad_space(tmp_path, capsys):
+    assert main(["search", "--space", "manual", "--preset", "cifar-small", "--method", "spos",
+                 "--target-madds", "14M", "--data", "synthetic:256,64", "--out", str(tmp_path / "cli"),
+                 "--device", "cpu", "--set", "epochs=1", "--set", "batch_size=32", "--set", "progress=false",
+                 "--set", "population=4", "--set", "top=2", "--set", "generations=1", "--set", "mutations=2",
+                 "--set", "crossovers=2", "--set", "recalibration_batches=1", "--set", "eval_batches=1"]) == 0
+    assert "madds" in capsys.readouterr().out
+    assert main(["search", "--space", str(tmp_path / "nope.json"), "--data", "synthetic",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "space.json" in capsys.readouterr().err

@@ -26,20 +26,26 @@ def save_rotating_checkpoint(run_dir: str | Path, state: dict, format_tag: str) 
     atomic_torch_save(run_dir / NEWEST, {"format": format_tag, **state})
 
 
-def load_rotating_checkpoint(run_dir: str | Path, format_tag: str) -> dict | None:
-    """The newest readable checkpoint of this format; None when the folder has none."""
+def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys: tuple[str, ...] = (),
+                             weights_only: bool = False, with_path: bool = False):
+    """The newest readable checkpoint of this format (and its path with `with_path`);
+    None when the folder has none. `weights_only` refuses pickled python objects
+    (for checkpoints that hold only tensors and plain values)."""
     problems = []
     for name in (NEWEST, PREVIOUS):
         path = Path(run_dir) / name
         if not path.exists():
             continue
         try:
-            # Our own files, holding python objects (populations, rng states): full unpickling.
-            state = torch.load(path, map_location="cpu", weights_only=False)
+            # CPU first: generator states must stay CPU byte tensors; load_state_dict moves weights.
+            state = torch.load(path, map_location="cpu", weights_only=weights_only)
             if not isinstance(state, dict) or state.get("format") != format_tag:
                 found = state.get("format") if isinstance(state, dict) else type(state).__name__
                 raise ValueError(f"format is {found!r}, expected {format_tag!r}")
-            return state
+            missing = [key for key in required_keys if key not in state]
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+            return (state, path) if with_path else state
         except Exception as error:  # a torn or foreign file: fall back to the older checkpoint
             problems.append(f"{name}: {type(error).__name__}: {str(error)[:160]}")
     if problems:

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from autospace.arch import Cell, load_space, preset_skeleton, reference_cell
+from autospace.arch import load_space, preset_skeleton, reference_cell
 from autospace.arch.cell import hamming, mutate
 from autospace.arch.codec import block_from_dict
 from autospace.cli import main

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from autospace.cli import main
-from autospace.errors import AutospaceError
-from autospace.pipeline import RunConfig, load_run_config, run_pipeline
+from autospace.pipeline import load_run_config, run_pipeline
 
 OVERRIDES = [
     "data=synthetic:256,64", "budget_madds=14000000", "device=cpu", "progress=false",

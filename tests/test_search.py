@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autospace.arch import InvertedResidual, load_arch, load_space, preset_skeleton, save_space
+from autospace.arch import InvertedResidual, load_arch, preset_skeleton, save_space
 from autospace.arch.space import Candidate, SearchSpace
 from autospace.cli import main
 from autospace.cost import network_madds

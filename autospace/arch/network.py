@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from autospace.arch.blocks import Block, InvertedResidual, ZeroBlock, block_to_string
+from autospace.arch.blocks import Block, InvertedResidual, block_to_string
 from autospace.arch.ops import ACTIVATIONS
 from autospace.errors import AutospaceError
 

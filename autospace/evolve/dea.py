@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from autospace.arch.cell import Cell, cell_to_string, reference_cell
 from autospace.arch.codec import block_from_dict, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, atomic_write_text, truncate_jsonl
+from autospace.atomic import append_jsonl, truncate_jsonl
 from autospace.config import save_config
 from autospace.cost.analytic import block_cost
 from autospace.data import load_dataset, stratified_split
@@ -127,7 +126,6 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     total_steps = config.epochs * train_stream.batches_per_epoch
     warmup_steps = int(config.warmup_epochs * train_stream.batches_per_epoch)
     constrained_steps = int(config.constrained_fraction * total_steps)
-    regenerations = max(total_steps // config.regenerate_every, 1)
 
     def rebuild():
         cells, fitness, counts = [], [], []

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from autospace.arch.blocks import CellBlock
 from autospace.arch.cell import Cell, canonical, hamming, mutate
 from autospace.arch.network import LayerSlot, Skeleton
-from autospace.cost.analytic import Cost, block_cost, head_cost, stem_cost
+from autospace.cost.analytic import block_cost, head_cost, stem_cost
 from autospace.errors import AutospaceError
 
 

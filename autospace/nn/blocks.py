@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from autospace.arch.blocks import Block, CellBlock, InvertedResidual, ZeroBlock, block_to_string
+from autospace.arch.blocks import Block, CellBlock, InvertedResidual, block_to_string
 from autospace.arch.network import LayerSlot
 from autospace.errors import AutospaceError
 from autospace.nn.cell import CellModule

@@ -6,7 +6,6 @@ Methods: proxyless-g, proxyless-rl, spos (DESIGN 2.4).
 
 from __future__ import annotations
 
-import random
 import sys
 from pathlib import Path
 

@@ -26,16 +26,22 @@ def _check_cpu_generator(generator: torch.Generator) -> None:
         raise AutospaceError(f"sampling draws on the host; give a CPU torch.Generator, not one on {generator.device}")
 
 
+def check_choices_per_layer(choices_per_layer: Sequence[int]) -> tuple[int, ...]:
+    """The candidate count of every layer, checked: a non-empty sequence of integers >= 1."""
+    choices = tuple(choices_per_layer)
+    if not choices:
+        raise AutospaceError("choices_per_layer is empty; give the number of candidates of each layer")
+    for layer, count in enumerate(choices):
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise AutospaceError(f"choices_per_layer[{layer}] must be an integer >= 1; got {count!r}")
+    return choices
+
+
 class LayerDistributions:
     """`logits`: one nn.Parameter of shape (n_l,) per layer, zeros at start (uniform)."""
 
     def __init__(self, choices_per_layer: Sequence[int], device=None):
-        choices = tuple(choices_per_layer)
-        if not choices:
-            raise AutospaceError("choices_per_layer is empty; give the number of candidates of each layer")
-        for layer, count in enumerate(choices):
-            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-                raise AutospaceError(f"choices_per_layer[{layer}] must be an integer >= 1; got {count!r}")
+        choices = check_choices_per_layer(choices_per_layer)
         self.choices_per_layer = choices
         self.logits = [nn.Parameter(torch.zeros(count, device=device)) for count in choices]
 

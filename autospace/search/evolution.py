@@ -185,12 +185,9 @@ def index_choice_operators(choices_per_layer: Sequence[int]):
     """(sample, mutate, crossover) for architectures that are tuples of candidate indices, one per layer:
     uniform sampling; mutation moves each layer, with probability p, to a different index; crossover
     takes each layer from either parent with probability 1/2."""
-    choices = tuple(choices_per_layer)
-    if not choices:
-        raise AutospaceError("choices_per_layer is empty; give the number of candidates of each layer")
-    for layer, count in enumerate(choices):
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise AutospaceError(f"choices_per_layer[{layer}] must be an integer >= 1; got {count!r}")
+    from autospace.search.distribution import check_choices_per_layer
+
+    choices = check_choices_per_layer(choices_per_layer)
 
     def check(arch) -> None:
         if len(arch) != len(choices) or any(not 0 <= i < n for i, n in zip(arch, choices)):

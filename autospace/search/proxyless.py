@@ -84,17 +84,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             step = epoch * steps_per_epoch + position
             # -- weight step: one path drawn from the current distributions -------------------------
             lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
-            for group in weights.param_groups:
-                group["lr"] = lr
             choice = distributions.sample(sampler)
-            inputs, labels = session.train_stream.next()
-            with session.autocast():
-                logits = supernet(inputs, [((index,), index) for index in choice])
-            loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-            weights.zero_grad(set_to_none=True)
-            loss.backward()
-            weights.step()
-            loss_sum += loss.detach()
+            loss_sum += session.weight_step(supernet, weights, [((index,), index) for index in choice], lr)
             if progress is not None:
                 progress.update(1)
             if step < warmup_steps or step % config.arch_every:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as functional
 from torch import nn
 
 from autospace.config import save_config
@@ -44,6 +45,19 @@ class SearchSession:
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
+
+    def weight_step(self, supernet: nn.Module, optimizer: torch.optim.Optimizer, paths, lr: float) -> torch.Tensor:
+        """One SGD step of the supernet's weights on a training batch along `paths`; the loss (no sync)."""
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        inputs, labels = self.train_stream.next()
+        with self.autocast():
+            logits = supernet(inputs, paths)
+        loss = functional.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
 
     def recalibration_batches(self, count: int) -> list[torch.Tensor]:
         """A fixed set of un-augmented training batches: recalibrating BN on them makes an

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as functional
 
 from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
@@ -113,19 +112,10 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
         for position in range(steps_per_epoch):
             step = epoch * steps_per_epoch + position
             lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
-            for group in weights.param_groups:
-                group["lr"] = lr
             arch = sample_within_budget(encoding, config.target_madds, rng)
             if encoding.prepare(arch):
                 weights = grown_optimizer(weights)
-            inputs, labels = session.train_stream.next()
-            with session.autocast():
-                logits = supernet(inputs, encoding.paths(arch))
-            loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
-            weights.zero_grad(set_to_none=True)
-            loss.backward()
-            weights.step()
-            loss_sum += loss.detach()
+            loss_sum += session.weight_step(supernet, weights, encoding.paths(arch), lr)
             if progress is not None:
                 progress.update(1)
         epoch += 1

@@ -238,10 +238,12 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             append_jsonl(out / "history.jsonl", record)
             if progress is not None:
                 best = [cell_to_string(population.top(1)[0].cell) for population in populations]
-                progress.set_postfix(loss=f"{record['weight_loss']:.3f}", fit=f"{record['fitness_loss']:.3f}",
-                                     regen=regeneration)
-                progress.write(f"regeneration {regeneration}: step {step} loss {record['weight_loss']:.3f} "
-                               f"fitness loss {record['fitness_loss']:.3f}; best of layer 0: {best[0]}")
+                progress.set_postfix(epoch=train_stream.epoch + 1, loss=f"{record['weight_loss']:.3f}",
+                                     fit=f"{record['fitness_loss']:.3f}", regen=regeneration)
+                progress.write(f"regeneration {regeneration} (epoch {train_stream.epoch + 1}, step {step}): loss "
+                               f"{record['weight_loss']:.3f}, fitness loss {record['fitness_loss']:.3f}; best cells: "
+                               + "; ".join(f"L{i} {name}" for i, name in enumerate(best[:3]))
+                               + (" ..." if len(best) > 3 else ""))
             save_evolution_checkpoint(out, {
                 "step": step, "regeneration": regeneration, "python_rng": rng.getstate(),
                 "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),

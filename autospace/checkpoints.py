@@ -52,3 +52,14 @@ def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys
         raise AutospaceError(f"no readable checkpoint in {run_dir} ({'; '.join(problems)}); "
                              f"start a new run in another folder")
     return None
+
+
+def require_finite_loss(loss: float, stage: str, position: str, run_dir: str | Path, advice: str) -> None:
+    """Stop a run whose loss went non-finite instead of training on garbage; name the last good checkpoint."""
+    import math
+
+    if math.isfinite(loss):
+        return
+    newest = Path(run_dir) / NEWEST
+    saved = f"the last good checkpoint is {newest}" if newest.exists() else "no checkpoint was written yet"
+    raise AutospaceError(f"{stage}: the loss became {loss} at {position}; {saved}; {advice}")

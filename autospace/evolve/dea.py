@@ -24,6 +24,7 @@ from autospace.arch.codec import block_from_dict, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
 from autospace.atomic import append_jsonl, truncate_jsonl
+from autospace.checkpoints import require_finite_loss
 from autospace.config import save_config
 from autospace.cost.analytic import block_cost
 from autospace.data import load_dataset, stratified_split
@@ -223,6 +224,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                       "constrained": step <= constrained_steps,
                       "populations": [population.state() for population in populations],
                       "elapsed_seconds": round(time.perf_counter() - started, 2)}
+            require_finite_loss(record["weight_loss"] + record["fitness_loss"], "evolve",
+                                f"regeneration {regeneration} (step {step})", out,
+                                f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume")
             running_loss.zero_()
             running_fitness_loss.zero_()
             fitness_steps = 0

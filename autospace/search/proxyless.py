@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as functional
 
 from autospace.atomic import append_jsonl, read_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
+from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.nn.gates import rescale_pair
 from autospace.search.budget import expected_madds, madds_penalized_loss, reward
@@ -148,6 +148,9 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             "elapsed_seconds": round(time.perf_counter() - session.started, 2),
         }
         record["argmax_blocks"] = supernet.path_network(best).describe()
+        require_finite_loss(record["train_loss"] + (record["arch_loss"] or 0.0), f"search {config.method}",
+                            f"epoch {epoch}", session.out, f"lower weight_lr (now {config.weight_lr}) or arch_lr, "
+                                                          f"then --resume")
         records.append(record)
         append_jsonl(session.out / "search.jsonl", record)
         if progress is not None:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import torch
 
 from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
+from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
@@ -122,6 +122,8 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
         record = {"phase": "supernet", "epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
                   "lr": lr, "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
                   "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+        require_finite_loss(record["train_loss"], "search spos", f"epoch {epoch}", session.out,
+                            f"lower weight_lr (now {config.weight_lr}), then --resume")
         records.append(record)
         append_jsonl(session.out / "search.jsonl", record)
         checkpoint_now()

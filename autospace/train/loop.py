@@ -17,7 +17,6 @@ uninterrupted run's bit for bit.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from autospace.data import ImageDataset, augment_batch, epoch_batches, normalize
 from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
+from autospace.checkpoints import require_finite_loss
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
 from autospace.train.evaluate import evaluate
@@ -144,9 +144,8 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                                              f"acc {correct.item() / seen:.3f} {rate:.0f} img/s lr {lr:.4f}")
             train_loss, train_accuracy = loss_sum.item() / seen, correct.item() / seen  # syncs the device
             train_seconds = time.perf_counter() - epoch_start
-            if not math.isfinite(train_loss):
-                raise AutospaceError(f"training diverged in epoch {epoch + 1} (loss {train_loss}); "
-                                     f"lower lr (now {config.lr}) or raise warmup_epochs")
+            require_finite_loss(train_loss, "train", f"epoch {epoch + 1}", run_dir,
+                                f"lower lr (now {config.lr}) or raise warmup_epochs, then --resume")
 
             test_loss = test_accuracy = None
             if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:

@@ -165,6 +165,22 @@ def _evolve_config_class(method: str):
     return EVOLVE_METHODS[method][0]
 
 
+def _command_show(args: argparse.Namespace) -> int:
+    from autospace.show import draw
+
+    out = Path(args.output) if args.output else Path(args.file).with_suffix(".svg")
+    print(draw(args.file, out, engine=args.engine))
+    return 0
+
+
+def _command_report(args: argparse.Namespace) -> int:
+    from autospace.html_report import write_html_report
+
+    print(write_html_report([Path(run) for run in args.runs], Path(args.output) if args.output else None,
+                            args.labels or None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autospace", description=(
         "Neural architecture search that designs its own search space."))
@@ -214,6 +230,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_run_options(run, "run preset: a name in configs/run (quick, cifar10) or a YAML path; "
                                  "stage keys are evolve.KEY, search.KEY, train.KEY")
     run.set_defaults(handler=_command_run)
+
+    show = commands.add_parser("show", help="draw a cell, a space.json or an arch.json (.svg or .png)")
+    show.add_argument("file", help="arch.json, space.json or a JSON cell")
+    show.add_argument("-o", "--output", help="picture to write, .svg or .png (default: FILE with .svg)")
+    show.add_argument("--engine", default="auto", choices=("auto", "matplotlib", "dot"),
+                      help="cells: Graphviz dot when installed (auto), else matplotlib")
+    show.set_defaults(handler=_command_show)
+
+    report = commands.add_parser("report", help="one self-contained report.html for one or more run folders")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders; several are compared")
+    report.add_argument("-o", "--output", help="report file or folder (default: the first RUN_DIR)")
+    report.add_argument("--label", dest="labels", action="append", help="a name per run folder (repeatable)")
+    report.set_defaults(handler=_command_report)
 
     train = commands.add_parser("train", help="train a network from an arch.json")
     train.add_argument("arch", nargs="?", help="path to arch.json (optional with --resume)")

@@ -100,10 +100,12 @@ def _img(png: bytes, alt: str) -> str:
 
 def _panels(count: int, width: float = 4.2, height: float = 3.0):
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(width * count, height), layout="constrained")
     axes = figure.subplots(1, count, squeeze=False)[0]
     for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, steps, generations
         axis.grid(True, alpha=0.3)
         axis.tick_params(labelsize=8)
     return figure, axes
@@ -189,7 +191,10 @@ def train_curves_png(records: list[dict]) -> bytes | None:
 
 def comparison_png(summaries: list[dict]) -> bytes | None:
     """Accuracy vs MAdds of the runs' networks: test top-1 (filled) or held-out accuracy (hollow)."""
+    from matplotlib.ticker import AutoLocator
+
     figure, (axis,) = _panels(1, width=7.5, height=4.8)
+    axis.xaxis.set_major_locator(AutoLocator())  # MAdds are not integers
     colors = {"learned": "#2ca02c", "manual": "#1f77b4"}
     drawn = False
     for summary in summaries:
@@ -253,15 +258,20 @@ def _evolve_section(run_dir: Path) -> list[str]:
     if (evolve / "fitness.png").is_file():
         parts += ["<p>Fitness of each layer's final top cells while they were in the population:</p>",
                   _img((evolve / "fitness.png").read_bytes(), "fitness of the final top cells")]
-    elif space_path.is_file() and history:
+    elif space_path.is_file() and history and "populations" in history[-1]:
         import tempfile
 
+        from autospace.arch.blocks import CellBlock
         from autospace.arch.codec import load_space
         from autospace.evolve.report import write_fitness_plot
 
-        with tempfile.TemporaryDirectory() as folder:
-            write_fitness_plot(Path(folder) / "fitness.png", evolve / "history.jsonl", load_space(space_path))
-            parts.append(_img((Path(folder) / "fitness.png").read_bytes(), "fitness of the final top cells"))
+        space = load_space(space_path)
+        # the DEA's traces follow cells through the populations; other blocks have none
+        if all(isinstance(c.block, CellBlock) for layer in space.layers for c in layer):
+            with tempfile.TemporaryDirectory() as folder:
+                write_fitness_plot(Path(folder) / "fitness.png", evolve / "history.jsonl", space)
+                parts += ["<p>Fitness of each layer's final top cells while they were in the population:</p>",
+                          _img((Path(folder) / "fitness.png").read_bytes(), "fitness of the final top cells")]
     if space_path.is_file():
         parts += ["<h3>Learned space</h3>", "<p>Per layer, the candidate cells kept, best first "
                   "(fitness, MAdds at that layer, expansion and aggregation).</p>",

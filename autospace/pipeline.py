@@ -70,6 +70,7 @@ def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> di
     """Run every stage not yet done; returns the final metrics (and writes RUN_DIR/report.md)."""
     from autospace.arch.codec import load_arch
     from autospace.evolve import evolve
+    from autospace.html_report import write_html_report
     from autospace.report import write_run_report
     from autospace.search import search
     from autospace.train import train
@@ -99,6 +100,7 @@ def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> di
         metrics = train(load_arch(out / "search" / "arch.json"), train_config, out / "train",
                         resume=state == "resume")
     write_run_report(out)
+    write_html_report([out])
     return metrics
 
 

@@ -19,9 +19,9 @@ from autospace.errors import AutospaceError
 OPERATOR_COLORS = {"conv1x1": "#1f77b4", "conv3x3": "#d62728", "dwconv3x3": "#2ca02c", "identity": "#7f7f7f"}
 OPERATOR_SHORT = {"conv1x1": "1x1", "conv3x3": "3x3", "dwconv3x3": "dw3x3", "identity": "id"}
 
-# Unit layout: IO nodes and inner nodes on a line; an edge j->i spanning k nodes bends by BENDS[k].
+# Unit layout: IO nodes and inner nodes on a line; skip edges bend (apex height, negative: below).
 NODE_X = {"in": 0.0, 0: 1.0, 1: 2.0, 2: 3.0, 3: 4.0, "out": 5.0}
-BENDS = {1: 0.0, 2: 0.55, 3: -0.8}  # 0->2 and 1->3 bend up, 0->3 bends down; 1->3 below (see _bend)
+EDGE_BENDS = {(0, 1): 0.0, (1, 2): 0.0, (2, 3): 0.0, (0, 2): 0.55, (1, 3): -0.55, (0, 3): -0.8}
 NODE_RADIUS = 0.2
 LAYOUT_WIDTH, LAYOUT_HEIGHT = 5.6, 2.0  # unit layout spans x in [-0.3, 5.3], y in [-1, 1]
 
@@ -34,12 +34,6 @@ def live_edges(cell: Cell) -> set[tuple[int, int]]:
     """Edges on some path 0 -> 3: those that survive canonicalisation."""
     kept = canonical(cell).ops if not cell.is_empty() else ("zero",) * len(EDGES)
     return {edge for edge, op in zip(EDGES, kept) if op != "zero"}
-
-
-def _bend(source: int, target: int) -> float:
-    if (source, target) == (1, 3):
-        return -0.55
-    return BENDS[target - source]
 
 
 def _bezier(start, end, bend: float, samples: int = 24) -> list[tuple[float, float]]:
@@ -110,7 +104,7 @@ def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: f
             continue
         faded = (source, target) not in live
         name = OPERATOR_SHORT[op] if font_size < 8 else op
-        edge(point(source), point(target), _bend(source, target), OPERATOR_COLORS[op],
+        edge(point(source), point(target), EDGE_BENDS[(source, target)], OPERATOR_COLORS[op],
              name if labels else "", alpha=0.3 if faded else 1.0, style=":" if faded else "-")
 
     for node in ("in", "out"):
@@ -121,8 +115,7 @@ def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: f
         axes.text(cx, cy, node, fontsize=font_size, ha="center", va="center", zorder=5)
     for node in range(INNER_NODES):
         cx, cy = point(node)
-        joins = node > 0 and len(cell.incoming(node)) >= 2
-        face = "#dbe9f6" if not joins else ("#e8dcf4" if cell.aggregation == "concat" else "#dbe9f6")
+        face = "#e8dcf4" if cell.uses_concat_projection(node) else "#dbe9f6"  # concat nodes in violet
         axes.add_patch(Circle((cx, cy), radius, facecolor=face, edgecolor="black",
                               linewidth=line_width * 0.6, zorder=3))
         axes.text(cx, cy, str(node), fontsize=font_size, ha="center", va="center", zorder=5)
@@ -136,10 +129,12 @@ def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: f
 
 def add_operator_legend(figure, font_size: float = 8.0) -> None:
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     handles = [Line2D([], [], color=color, linewidth=2, label=op) for op, color in OPERATOR_COLORS.items()]
     handles.append(Line2D([], [], color="#7f7f7f", linewidth=1.5, linestyle=":", alpha=0.5,
                           label="dead edge (off every 0->3 path)"))
+    handles.append(Patch(facecolor="#e8dcf4", edgecolor="black", linewidth=0.5, label="concat node"))
     figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=font_size, frameon=False)
 
 
@@ -168,7 +163,8 @@ def dot_available() -> bool:
 def cell_to_dot(cell: Cell) -> str:
     """The cell as a Graphviz digraph (left to right), edges labelled with operators, zero edges omitted."""
     live = live_edges(cell)
-    lines = ["digraph cell {", "  rankdir=LR;", f'  label="{cell_title(cell)}"; labelloc=t; fontsize=16; fontname="Helvetica";',
+    lines = ["digraph cell {", "  rankdir=LR;",
+             f'  label="{cell_title(cell)}"; labelloc=t; fontsize=16; fontname="Helvetica";',
              '  node [fontname="Helvetica", shape=circle, style=filled, fillcolor="#dbe9f6"];',
              '  edge [fontname="Helvetica", fontsize=11];',
              '  in [shape=box, style="rounded,filled", fillcolor="#fde9c8"];',

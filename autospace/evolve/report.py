@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autospace.arch.blocks import block_to_string
+from autospace.arch.blocks import CellBlock, block_to_string
 from autospace.arch.codec import cell_to_dict
 from autospace.arch.space import SearchSpace
 from autospace.atomic import atomic_write_bytes, atomic_write_text, read_jsonl
@@ -34,7 +34,9 @@ def fitness_traces(history_path: Path, space: SearchSpace) -> list[dict[str, lis
     history = read_jsonl(history_path)
     traces = []
     for index, candidates in enumerate(space.layers):
-        wanted = {str(cell_to_dict(c.block.cell)): block_to_string(c.block) for c in candidates}
+        # only cells have population histories; other blocks (irb, zero) have no trace to draw
+        wanted = {str(cell_to_dict(c.block.cell)): block_to_string(c.block)
+                  for c in candidates if isinstance(c.block, CellBlock)}
         layer = {name: [] for name in wanted.values()}
         for record in history:
             for entry in record["populations"][index]:

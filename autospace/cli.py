@@ -181,6 +181,24 @@ def _command_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_export(args: argparse.Namespace) -> int:
+    from autospace.export import export_model
+
+    print(export_model(args.run, args.format, Path(args.output) if args.output else None, args.batch_size))
+    return 0
+
+
+def _command_import_config(args: argparse.Namespace) -> int:
+    from autospace.importing import import_config_to_file
+
+    network, notes = import_config_to_file(args.config_file, args.output, resolution=args.resolution)
+    print("\n".join(network.describe()))
+    for note in notes:
+        print(f"note: {note}")
+    print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autospace", description=(
         "Neural architecture search that designs its own search space."))
@@ -243,6 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", help="report file or folder (default: the first RUN_DIR)")
     report.add_argument("--label", dest="labels", action="append", help="a name per run folder (repeatable)")
     report.set_defaults(handler=_command_report)
+
+    export = commands.add_parser("export", help="a trained network as ONNX, TorchScript or plain PyTorch")
+    export.add_argument("run", metavar="RUN_DIR", help="a train run folder or an `autospace run` folder")
+    export.add_argument("--format", required=True, choices=("onnx", "torchscript", "state_dict"))
+    export.add_argument("-o", "--output", help="file (folder for state_dict); default RUN_DIR/.../export/")
+    export.add_argument("--batch-size", type=int, default=1, help="batch of the example input")
+    export.set_defaults(handler=_command_export)
+
+    importer = commands.add_parser("import-config", help="a ProxylessNAS / Once-for-All net.config as arch.json")
+    importer.add_argument("config_file", metavar="NET_CONFIG")
+    importer.add_argument("-o", "--output", required=True, help="arch.json to write")
+    importer.add_argument("--resolution", type=int, default=224, help="input resolution")
+    importer.set_defaults(handler=_command_import_config)
 
     train = commands.add_parser("train", help="train a network from an arch.json")
     train.add_argument("arch", nargs="?", help="path to arch.json (optional with --resume)")

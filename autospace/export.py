@@ -13,6 +13,7 @@ the trained network. None of the exported files needs autospace to run:
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import io
 import uuid
@@ -92,6 +93,10 @@ def export_model(run_dir: str | Path, format: str, out: str | Path | None = None
         _require_onnx()
     network, module, weights = load_trained_module(run_dir)
     out = Path(out) if out is not None else weights.parent / "export" / DEFAULT_NAMES[format]
+    if format == "state_dict" and out.exists() and not out.is_dir():
+        raise AutospaceError(f"{out} is a file; the state_dict export writes a folder (model.py, model_state.pt)")
+    if format != "state_dict" and out.is_dir():
+        raise AutospaceError(f"{out} is a folder; give the path of the {format} file to write")
     generator = torch.Generator().manual_seed(0)
     example = torch.randn(batch_size, network.in_channels, network.resolution, network.resolution,
                           generator=generator)
@@ -108,8 +113,8 @@ def export_model(run_dir: str | Path, format: str, out: str | Path | None = None
 
 def _require_onnx():
     try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        for name in ("onnx", "onnxruntime"):
+            importlib.import_module(name)
     except ImportError:
         raise AutospaceError("ONNX export needs the onnx and onnxruntime packages: "
                              "pip install onnx onnxruntime") from None
@@ -121,8 +126,8 @@ def _export_onnx(network: Network, module: nn.Module, example: torch.Tensor, out
 
     buffer = io.BytesIO()
     with warnings.catch_warnings():
-        # the TorchScript-based exporter is deprecated; the new one needs onnxscript and gives
-        # the same graph for these convolution-only networks
+        # the TorchScript-based exporter is deprecated, but the torch.export-based one needs
+        # onnxscript as a further dependency; the result is checked with onnxruntime below
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["input"], output_names=["logits"],

@@ -24,6 +24,8 @@ def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -
     parser.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
     parser.add_argument("--precision", help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16")
     parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--tensorboard", action="store_const", const="true",
+                        help="also write TensorBoard scalars (RUN_DIR/tensorboard; pip install tensorboard)")
 
 
 def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
@@ -84,7 +86,7 @@ def _command_train(args: argparse.Namespace) -> int:
         if not args.arch or not args.out:
             raise AutospaceError("autospace train needs ARCH.json and --out RUN_DIR (or --resume RUN_DIR)")
         config = load_config(TrainConfig, args.config,
-                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed")))
+                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "tensorboard")))
         result = train(args.arch, config, Path(args.out))
     print(json.dumps({key: result[key] for key in ("test_top1", "params", "madds", "wall_time_s") if key in result}))
     return 0
@@ -94,7 +96,8 @@ def _command_evolve(args: argparse.Namespace) -> int:
     from autospace.config import load_config
     from autospace.evolve import evolve
 
-    overrides = _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "preset"))
+    overrides = _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "preset",
+                                              "tensorboard"))
     if args.budget_madds is not None:
         from autospace.cost.units import parse_madds
 
@@ -126,7 +129,7 @@ def _command_search(args: argparse.Namespace) -> int:
 
     overrides = (_madds_override("target_madds", args.target_madds)
                  + _shortcut_overrides(args, ("method", "space", "preset", "data", "data_dir", "device",
-                                              "precision", "seed")))
+                                              "precision", "seed", "tensorboard")))
     if args.resume:
         out = Path(args.resume)
         network = search(load_config(SearchConfig, _saved_config(out), overrides), out, resume=True)
@@ -145,7 +148,7 @@ def _command_run(args: argparse.Namespace) -> int:
 
     overrides = (_madds_override("budget_madds", args.budget_madds)
                  + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
-                                              "precision", "seed")))
+                                              "precision", "seed", "tensorboard")))
     if args.resume:
         out = Path(args.resume)
         metrics = run_pipeline(load_run_config(_saved_config(out), overrides), out, resume=True)

@@ -41,6 +41,7 @@ class RunConfig:
     device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     progress: bool = _help("show progress bars", True)
+    tensorboard: bool = _help("TensorBoard scalars beside every stage's JSONL log", False)
     evolve: EvolveConfig = _help("settings of the evolve stage (evolve.KEY)", factory=EvolveConfig)
     search: SearchConfig = _help("settings of the search stage (search.KEY)", factory=SearchConfig)
     train: TrainConfig = _help("settings of the final training (train.KEY)", factory=TrainConfig)
@@ -49,7 +50,8 @@ class RunConfig:
 def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig, SearchConfig, TrainConfig]:
     """The run-level settings win over the stages' own."""
     shared = {"data": config.data, "data_dir": config.data_dir, "seed": config.seed, "device": config.device,
-              "precision": config.precision, "progress": config.progress}
+              "precision": config.precision, "progress": config.progress,
+              "tensorboard": config.tensorboard}
     evolve = replace(config.evolve, budget_madds=config.budget_madds, **shared)
     space = str(out / "evolve" / "space.json") if config.space_method == "autospace" else "manual"
     search = replace(config.search, target_madds=config.budget_madds, method=config.search_method,

@@ -62,6 +62,7 @@ class EvolveConfig:
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on; faster on CUDA and CPU)", "auto")
     progress: bool = _help("show a progress bar", True)
+    tensorboard: bool = _help("also write the per-regeneration figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
         from autospace.config import require_at_least, require_between

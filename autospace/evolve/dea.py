@@ -26,6 +26,7 @@ from autospace.arch.space import Candidate, SearchSpace
 from autospace.atomic import append_jsonl, truncate_jsonl
 from autospace.checkpoints import require_finite_loss
 from autospace.config import save_config
+from autospace.tensorboard import ScalarMirror
 from autospace.cost.analytic import block_cost
 from autospace.data import load_dataset, stratified_split
 from autospace.data.stream import BatchStream
@@ -165,6 +166,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         optimizer = weight_optimizer(supernet, config)
     alpha_optimizer = fitness_optimizer(supernet, config)
 
+    scalars = ScalarMirror(out, config.tensorboard)
     progress = None
     if config.progress:
         from tqdm import tqdm
@@ -240,6 +242,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 optimizer = weight_optimizer(supernet, config, previous=optimizer)
                 alpha_optimizer = fitness_optimizer(supernet, config)
             append_jsonl(out / "history.jsonl", record)
+            scalars.log("evolve", record, step)
             if progress is not None:
                 best = [cell_to_string(population.top(1)[0].cell) for population in populations]
                 progress.set_postfix(epoch=train_stream.epoch + 1, loss=f"{record['weight_loss']:.3f}",
@@ -263,6 +266,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 return None
     if progress is not None:
         progress.close()
+    scalars.close()
 
     space = learned_space(skeleton, populations, config, {
         "method": "autospace", "budget_madds": config.budget_madds, "layer_madds_caps": caps,

@@ -68,6 +68,7 @@ class SearchConfig:
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on)", "auto")
     progress: bool = _help("show a progress bar", True)
+    tensorboard: bool = _help("also write the per-epoch figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
         from autospace.config import require_at_least, require_between

@@ -23,6 +23,7 @@ import torch.nn.functional as functional
 from autospace.atomic import append_jsonl, read_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.nn.block_supernet import BlockSupernet
+from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
 from autospace.search.budget import expected_madds, madds_penalized_loss, reward
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
@@ -70,6 +71,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
     else:
         records = []
 
+    scalars = ScalarMirror(session.out, config.tensorboard)
     progress = None
     if config.progress:
         from tqdm import tqdm
@@ -153,6 +155,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                                                           f"then --resume")
         records.append(record)
         append_jsonl(session.out / "search.jsonl", record)
+        scalars.log(f"search/{config.method}", {k: v for k, v in record.items() if k != "argmax"}, epoch)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{validation_accuracy:.3f}",
                                  madds=f"{record['argmax_madds'] / 1e6:.1f}M")

@@ -24,6 +24,7 @@ from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss,
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
+from autospace.tensorboard import ScalarMirror
 from autospace.search.evolution import EvolutionConfig, evolutionary_search
 from autospace.search.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
@@ -99,6 +100,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
             "rng": rng.getstate(), "train_stream": session.train_stream.state_dict(), "evolution": evolution,
             "elapsed_seconds": time.perf_counter() - session.started}, CHECKPOINT_FORMAT)
 
+    scalars = ScalarMirror(session.out, config.tensorboard)
     progress = None
     if config.progress and epoch < config.epochs:
         from tqdm import tqdm
@@ -126,6 +128,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
                             f"lower weight_lr (now {config.weight_lr}), then --resume")
         records.append(record)
         append_jsonl(session.out / "search.jsonl", record)
+        scalars.log("search/spos-supernet", record, epoch)
         checkpoint_now()
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             if progress is not None:
@@ -153,6 +156,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
                   "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
         records.append(record)
         append_jsonl(session.out / "search.jsonl", record)
+        scalars.log("search/spos-evolution", record, generation)
         checkpoint_now(state)
         if progress_bar is not None:
             progress_bar.update(1)

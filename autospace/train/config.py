@@ -16,7 +16,7 @@ from autospace.errors import AutospaceError
 # Keys that may differ between a run and its resumption without changing the
 # result (where the data lives, how progress is shown, where it runs). Any
 # other difference would make the resumed run a different run.
-RESUME_FREE_KEYS = ("data_dir", "device", "progress", "log_every", "eval_batch_size", "compile")
+RESUME_FREE_KEYS = ("data_dir", "device", "progress", "log_every", "eval_batch_size", "compile", "tensorboard")
 
 
 def _help(text: str) -> dict:
@@ -64,6 +64,8 @@ class TrainConfig:
         "evaluate on the test set every N epochs (and always after the last)"))
     compile: bool = field(default=False, metadata=_help("torch.compile the network (worth it on GPU for long runs)"))
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
+    tensorboard: bool = field(default=False, metadata=_help(
+        "also write the per-epoch figures as TensorBoard scalars in RUN_DIR/tensorboard"))
     log_every: int = field(default=50, metadata=_help(
         "steps between progress-bar updates (each one waits for the device)"))
 

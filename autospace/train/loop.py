@@ -34,6 +34,7 @@ from autospace.device import hardware_info, resolve_channels_last, resolve_devic
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
 from autospace.checkpoints import require_finite_loss
+from autospace.tensorboard import ScalarMirror
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
 from autospace.train.evaluate import evaluate
@@ -107,6 +108,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
 
         session_start = time.perf_counter()
         step = start_epoch * steps_per_epoch
+        scalars = ScalarMirror(run_dir, config.tensorboard)
         progress = tqdm(total=total_steps, initial=step, disable=not config.progress, unit="step",
                         dynamic_ncols=True, file=sys.stderr)
         for epoch in range(start_epoch, config.epochs):
@@ -162,6 +164,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
             history.append(record)
             # Log line first, checkpoint second: resume trims any line the checkpoint lacks.
             append_jsonl(run_dir / "metrics.jsonl", record)
+            scalars.log("train", record, epoch + 1)
             save_checkpoint(run_dir, {
                 "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "step": step,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -176,8 +179,10 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                                f"acc {train_accuracy:.4f} test acc {shown} {record['images_per_second']:.0f} img/s")
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
                 progress.close()
+                scalars.close()
                 return {"stopped_after_epoch": epoch + 1, "history": history}
         progress.close()
+        scalars.close()
 
     final = history[-1]
     atomic_torch_save(run_dir / "model.pt", {key: value.detach().cpu().contiguous()

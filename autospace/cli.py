@@ -18,7 +18,8 @@ def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -
     parser.add_argument("--config", help=config_help)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config field (repeatable); the key must exist")
-    parser.add_argument("--data", help="data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path")
+    parser.add_argument("--data", help="data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] "
+                                       "or an ImageFolder path")
     parser.add_argument("--data-dir", help="folder holding the data files (default: $AUTOSPACE_DATA, "
                                            "else ~/.cache/autospace/data)")
     parser.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")

@@ -31,7 +31,7 @@ def _help(text: str, default=None, factory=None):
 class RunConfig:
     config_section: ClassVar[str] = "run"
 
-    data: str = _help("data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
+    data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     budget_madds: int = _help("MAdds budget: the evolved space's caps and the search's target", 60_000_000)
     space_method: Literal["autospace", "manual"] = _help(

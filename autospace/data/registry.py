@@ -3,9 +3,13 @@
 Names:
 - `cifar10`: CIFAR-10 from the data folder (see `find_cifar10_source` for what
   is looked for); downloaded there if absent and `AUTOSPACE_NO_DOWNLOAD` is unset.
+- `fashion-mnist`: Fashion-MNIST (10 classes, 1x28x28) from the four IDX files
+  (see `idx.py`) in `DATA_DIR/fashion-mnist/`, else in
+  `/usr/share/datasets/fashion-mnist/` (Debian's `dataset-fashion-mnist`).
+- `mnist`: MNIST (classes "0".."9", 1x28x28) from the IDX files in `DATA_DIR/mnist/`.
 - `synthetic` or `synthetic:TRAIN,TEST`: generated, no files.
-- `imagefolder:PATH`, or any path: an ImageFolder tree, or a CIFAR-10 file or
-  folder in one of the accepted formats.
+- `imagefolder:PATH`, or any path: an ImageFolder tree, a CIFAR-10 file or
+  folder in one of the accepted formats, or a folder of the four IDX files.
 
 Decoded files are cached (see `cache.py`), so only the first load decodes.
 """
@@ -16,7 +20,7 @@ import http.client
 import os
 from pathlib import Path
 
-from autospace.data import cifar, imagefolder
+from autospace.data import cifar, idx, imagefolder
 from autospace.data.cache import load_cached, source_key, store_cached
 from autospace.data.dataset import ImageDataset, build_dataset
 from autospace.data.reading import (
@@ -30,12 +34,18 @@ from autospace.data.synthetic import parse_synthetic_name, synthetic_dataset
 from autospace.errors import AutospaceError
 
 DEFAULT_DATA_DIR = Path("~/.cache/autospace/data")
-DATASET_NAMES = ("cifar10", "synthetic", "synthetic:TRAIN,TEST", "imagefolder:PATH")
+DATASET_NAMES = ("cifar10", "fashion-mnist", "mnist", "synthetic", "synthetic:TRAIN,TEST", "imagefolder:PATH")
 VALID_NAMES_TEXT = (
-    "cifar10, synthetic, synthetic:TRAIN,TEST (e.g. synthetic:512,128), imagefolder:PATH, "
-    "or a path to an ImageFolder tree or a CIFAR-10 file/folder"
+    "cifar10, fashion-mnist, mnist, synthetic, synthetic:TRAIN,TEST (e.g. synthetic:512,128), imagefolder:PATH, "
+    "or a path to an ImageFolder tree, a CIFAR-10 file/folder or a folder of MNIST-style IDX files"
 )
-SOURCE_KINDS = ("cifar10_jpeg_npz", "cifar10_batches", "cifar10_archive", "imagefolder")
+SOURCE_KINDS = (
+    "cifar10_jpeg_npz", "cifar10_batches", "cifar10_archive", "imagefolder", "fashion_mnist_idx", "mnist_idx", "idx"
+)
+# Named IDX data sets: name -> (source kind, folder name under the data folder).
+IDX_DATASETS = {"fashion-mnist": ("fashion_mnist_idx", "fashion-mnist"), "mnist": ("mnist_idx", "mnist")}
+IDX_NAME_ALIASES = {"fashion-mnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist",
+                    "mnist": "mnist"}
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -62,9 +72,21 @@ def detect_source(path: Path) -> tuple[str, Path] | None:
     if path.is_dir():
         if path.name == CIFAR10_BATCHES_FOLDER or (path / "data_batch_1").is_file():
             return "cifar10_batches", path
+        if idx.is_idx_folder(path):
+            return _idx_kind(path), path
         if imagefolder.is_image_folder(path):
             return "imagefolder", path
     return None
+
+
+def _idx_kind(folder: Path) -> str:
+    """The source kind of a folder of IDX files: its name tells Fashion-MNIST or MNIST class names."""
+    lowered = folder.resolve().name.lower()
+    if "fashion" in lowered:
+        return "fashion_mnist_idx"
+    if lowered == "mnist":
+        return "mnist_idx"
+    return "idx"
 
 
 def find_cifar10_source(data_dir: Path) -> tuple[str, Path] | None:
@@ -84,7 +106,9 @@ def find_cifar10_source(data_dir: Path) -> tuple[str, Path] | None:
             return kind, path
         if kind in ("cifar10_jpeg_npz", "cifar10_archive") and path.is_file():
             return kind, path
-    return detect_source(data_dir)
+    found = detect_source(data_dir)
+    # A folder of IDX files is MNIST-like, never CIFAR-10.
+    return None if found is not None and found[0] in ("fashion_mnist_idx", "mnist_idx", "idx") else found
 
 
 def _read(kind: str, path: Path):
@@ -97,6 +121,12 @@ def _read(kind: str, path: Path):
         return cifar.read_cifar_archive(path)
     if kind == "imagefolder":
         return imagefolder.read_image_folder(path)
+    if kind == "fashion_mnist_idx":
+        return idx.read_idx_folder(path, classes=idx.FASHION_MNIST_CLASSES, image_size=idx.MNIST_SIZE)
+    if kind == "mnist_idx":
+        return idx.read_idx_folder(path, classes=idx.MNIST_CLASSES, image_size=idx.MNIST_SIZE)
+    if kind == "idx":
+        return idx.read_idx_folder(path)
     raise AutospaceError(f"unknown source kind {kind!r}; expected one of {SOURCE_KINDS}")
 
 
@@ -135,6 +165,32 @@ def _load_cifar10(data_dir: str | os.PathLike | None) -> ImageDataset:
     )
 
 
+def _load_idx_dataset(name: str, data_dir: str | os.PathLike | None) -> ImageDataset:
+    """`fashion-mnist` or `mnist`: the first folder holding all four IDX files, through the cache."""
+    kind, folder_name = IDX_DATASETS[name]
+    directory = resolve_data_dir(data_dir)
+    candidates = [directory / folder_name]
+    if name == "fashion-mnist":
+        candidates.append(Path(idx.FASHION_MNIST_SYSTEM_DIR))
+    for folder in candidates:
+        if idx.is_idx_folder(folder):
+            return load_source(kind, folder, name)
+    looked = []
+    for folder in candidates:
+        if not folder.is_dir():
+            looked.append(f"{folder}/ (absent)")
+        else:
+            looked.append(f"{folder}/ (lacks {', '.join(idx.missing_idx_files(folder))})")
+    files = ", ".join(f"{stem}[.gz]" for stem in idx.IDX_FILES.values())
+    how = f"put the four IDX files {files} in {directory / folder_name}/"
+    if name == "fashion-mnist":
+        how = f"install it with `apt-get install dataset-fashion-mnist` (into {idx.FASHION_MNIST_SYSTEM_DIR}/), or {how}"
+    raise AutospaceError(
+        f"{name} was not found; looked in {' and '.join(looked)}. To get it, {how}; "
+        f"choose the data folder with AUTOSPACE_DATA=/path or --data-dir /path, or give the folder itself as the data set"
+    )
+
+
 def _load_path(text: str) -> ImageDataset:
     path = Path(text).expanduser()
     if not path.exists():
@@ -143,19 +199,37 @@ def _load_path(text: str) -> ImageDataset:
             f"Accepted formats: {ACCEPTED_FORMATS}"
         )
     found = detect_source(path)
+    if found is None and path.is_file() and path.name.lower().removesuffix(".gz") in idx.IDX_FILES.values():
+        raise AutospaceError(
+            f"{path} is one IDX file; give the folder that holds all four: {idx.IDX_ACCEPTED}"
+        )
+    if found is None and path.is_dir() and any(idx.find_idx_file(path, stem) for stem in idx.IDX_FILES.values()):
+        raise AutospaceError(
+            f"{path} holds only some of the IDX files; it lacks "
+            f"{', '.join(f'{stem}[.gz]' for stem in idx.missing_idx_files(path))}. "
+            f"Expected {idx.IDX_ACCEPTED}"
+        )
     if found is None:
         raise AutospaceError(
             f"{path} is not a data set in a known format; accepted formats: {ACCEPTED_FORMATS}"
         )
     kind, path = found
-    name = "cifar10" if kind.startswith("cifar10") else path.resolve().name
+    if kind.startswith("cifar10"):
+        name = "cifar10"
+    elif kind == "fashion_mnist_idx":
+        name = "fashion-mnist"
+    elif kind == "mnist_idx":
+        name = "mnist"
+    else:
+        name = path.resolve().name
     return load_source(kind, path, name)
 
 
 def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> ImageDataset:
     """Load a data set by name (see the module docstring) as uint8 tensors on the CPU.
 
-    `data_dir` is where `cifar10` is looked for (and downloaded to): the
+    `data_dir` is where `cifar10` is looked for (and downloaded to), and holds
+    the `fashion-mnist/` and `mnist/` folders of IDX files: the
     argument, else env `AUTOSPACE_DATA`, else `~/.cache/autospace/data`. It may
     also name a CIFAR-10 file or folder directly. Decoded arrays are cached
     under env `AUTOSPACE_CACHE`, else `~/.cache/autospace/decoded`.
@@ -166,6 +240,8 @@ def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = N
     lowered = text.lower()
     if lowered in ("cifar10", "cifar-10"):
         return _load_cifar10(data_dir)
+    if lowered in IDX_NAME_ALIASES:
+        return _load_idx_dataset(IDX_NAME_ALIASES[lowered], data_dir)
     if lowered == "synthetic" or lowered.startswith("synthetic:"):
         train_count, test_count = parse_synthetic_name(text)
         return synthetic_dataset(train_count=train_count, test_count=test_count)

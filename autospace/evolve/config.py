@@ -19,7 +19,7 @@ class EvolveConfig:
     config_section: ClassVar[str] = "evolve"
 
     # -- problem ---------------------------------------------------------------------
-    data: str = _help("data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
+    data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     preset: str = _help("macro skeleton: cifar, cifar-small or imagenet", "cifar")
     budget_madds: int = _help("MAdds budget of the final network; sets each layer's cap", 60_000_000)

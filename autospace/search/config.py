@@ -22,7 +22,7 @@ class SearchConfig:
                        "(any open-space cell; spos only) or a path to a space.json", "manual")
     preset: str = _help("macro skeleton for the manual and open spaces: cifar, cifar-small or imagenet", "cifar")
     target_madds: int = _help("MAdds budget of the found network", 60_000_000)
-    data: str = _help("data set: cifar10, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
+    data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
     validation_fraction: float = _help("held-out share of the training images for every search decision", 0.2)

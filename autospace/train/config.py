@@ -30,7 +30,7 @@ class TrainConfig:
     config_section: ClassVar[str] = "train"
 
     data: str = field(default="cifar10", metadata=_help(
-        "data set: cifar10, synthetic, synthetic:TRAIN,TEST, or an ImageFolder path"))
+        "data set: cifar10, fashion-mnist, mnist, synthetic, synthetic:TRAIN,TEST, or an ImageFolder path"))
     data_dir: Optional[str] = field(default=None, metadata=_help(
         "folder holding (or receiving) the data set files; None: $AUTOSPACE_DATA or ~/.cache/autospace/data"))
     epochs: int = field(default=10, metadata=_help("passes over the training images"))

@@ -288,16 +288,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a scheduler's stop) ends the run like Ctrl-C: through the same clean exit path.
+    Every run checkpoints atomically at each epoch / regeneration / generation, so `--resume`
+    continues from the last one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _interrupt_on_sigterm()
     try:
         return args.handler(args)
     except AutospaceError as error:
         print(f"autospace: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("autospace: interrupted", file=sys.stderr)
+        run_dir = getattr(args, "out", None) or getattr(args, "resume", None)
+        hint = f"; continue with --resume {run_dir}" if run_dir else ""
+        print(f"autospace: interrupted; the last checkpoint is kept{hint}", file=sys.stderr)
         return 130
 
 

@@ -80,3 +80,16 @@ def truncate_jsonl(path: str | os.PathLike, keep: int) -> None:
     """Keep the first `keep` records (used on resume to drop lines logged after the checkpoint)."""
     records = read_jsonl(path)[:keep]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def read_optional_json(path: str | os.PathLike) -> Any:
+    """A JSON file's content, None when the file is absent; an unreadable file is an AutospaceError."""
+    from autospace.errors import AutospaceError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise AutospaceError(f"cannot read {path}: {error}") from None

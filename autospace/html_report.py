@@ -15,11 +15,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 from pathlib import Path
 
-from autospace.atomic import atomic_write_text, read_jsonl
+from autospace.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.errors import AutospaceError
 
 STAGE_MARKERS = {"evolve": "history.jsonl", "search": "search.jsonl", "train": "metrics.jsonl"}
@@ -42,15 +41,6 @@ pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 
 # ---- reading a run folder ---------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise AutospaceError(f"cannot read {path}: {error}") from None
-
-
 def stage_dir(run_dir: Path, stage: str) -> Path | None:
     """The folder of a stage: RUN/stage in a run folder, or RUN itself when it is that stage's output."""
     for candidate in (run_dir / stage, run_dir):
@@ -62,8 +52,8 @@ def stage_dir(run_dir: Path, stage: str) -> Path | None:
 def summarize_run(run_dir: Path, label: str | None = None) -> dict:
     """The figures a comparison needs, from whatever the run folder holds."""
     search, train, evolve = stage_dir(run_dir, "search"), stage_dir(run_dir, "train"), stage_dir(run_dir, "evolve")
-    result = (_read_json(search / "result.json") if search else None) or {}
-    metrics = (_read_json(train / "metrics.json") if train else None) or {}
+    result = (read_optional_json(search / "result.json") if search else None) or {}
+    metrics = (read_optional_json(train / "metrics.json") if train else None) or {}
     space = result.get("space")
     if space is None:
         kind = "learned" if evolve else "unknown"
@@ -73,7 +63,7 @@ def summarize_run(run_dir: Path, label: str | None = None) -> dict:
         kind = "learned"
     else:
         kind = str(space)
-    evolve_space = (_read_json(evolve / "space.json") if evolve else None) or {}
+    evolve_space = (read_optional_json(evolve / "space.json") if evolve else None) or {}
     times = {"evolve": evolve_space.get("metadata", {}).get("wall_time_s"),
              "search": result.get("wall_time_s"), "train": metrics.get("wall_time_s")}
     return {
@@ -288,7 +278,7 @@ def _search_section(run_dir: Path) -> list[str]:
     search = stage_dir(run_dir, "search")
     if search is None:
         return parts + [_note("No search stage in this run.")]
-    result = _read_json(search / "result.json") or {}
+    result = read_optional_json(search / "result.json") or {}
     curves = search_curves_png(read_jsonl(search / "search.jsonl"), result.get("target_madds"))
     if curves:
         parts.append(_img(curves, "search curves"))
@@ -315,7 +305,7 @@ def _train_section(run_dir: Path) -> list[str]:
     curves = train_curves_png(read_jsonl(train / "metrics.jsonl"))
     if curves:
         parts.append(_img(curves, "training curves"))
-    metrics = _read_json(train / "metrics.json")
+    metrics = read_optional_json(train / "metrics.json")
     if metrics is None:
         return parts + [_note("The training has not finished: no metrics.json yet.")]
     rows = [[key, value if not isinstance(value, dict) else

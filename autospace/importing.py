@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from autospace.arch import InvertedResidual, Layer, Network, ZeroBlock, save_arch
+from autospace.arch.codec import read_json_file
 from autospace.errors import AutospaceError
 
 NETWORK_TYPES = ("ProxylessNASNets", "MobileNetV2")
@@ -256,17 +256,7 @@ def network_from_config(config: Any, resolution: int = 224, notes: list[str] | N
 
 
 def _read_config(path: str | os.PathLike) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AutospaceError(f"net.config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise AutospaceError(f"cannot read net.config file {path}: {error}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise AutospaceError(f"net.config file {path} is not valid JSON ({error})") from None
+    return read_json_file(path, "net.config")
 
 
 def _import(path, resolution: int) -> tuple[Network, list[str]]:

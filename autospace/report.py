@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from autospace.arch.blocks import block_to_string
-from autospace.atomic import atomic_write_text, read_jsonl
+from autospace.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.cost import layer_costs, network_cost
 
 
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def stage_times(out: Path) -> dict[str, float | None]:
-    space = _read_json(out / "evolve" / "space.json")
-    result = _read_json(out / "search" / "result.json")
-    metrics = _read_json(out / "train" / "metrics.json")
+    space = read_optional_json(out / "evolve" / "space.json")
+    result = read_optional_json(out / "search" / "result.json")
+    metrics = read_optional_json(out / "train" / "metrics.json")
     return {
         "evolve": space["metadata"].get("wall_time_s") if space else None,
         "search": result.get("wall_time_s") if result else None,
@@ -31,8 +26,8 @@ def write_run_report(out: str | Path) -> Path:
     out = Path(out)
     lines = [f"# autospace run: {out.name}", ""]
     times = stage_times(out)
-    metrics = _read_json(out / "train" / "metrics.json") or {}
-    result = _read_json(out / "search" / "result.json") or {}
+    metrics = read_optional_json(out / "train" / "metrics.json") or {}
+    result = read_optional_json(out / "search" / "result.json") or {}
     if metrics:
         lines += [f"**Test top-1: {metrics['test_top1']:.2f}%** ({metrics.get('data', 'data set')}; "
                   f"params {metrics['params']:,}, MAdds {metrics['madds'] / 1e6:.2f}M "

@@ -223,7 +223,8 @@ def arch_from_dict(data: Any, path: str = "arch") -> Network:
     return network_from_dict(data["network"], f"{path}.network")
 
 
-def _read_json(path: str | os.PathLike, what: str) -> Any:
+def read_json_file(path: str | os.PathLike, what: str) -> Any:
+    """A JSON file's content, or an AutospaceError naming the file and `what` it should be."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -238,7 +239,7 @@ def _read_json(path: str | os.PathLike, what: str) -> Any:
 
 
 def load_arch(path: str | os.PathLike) -> Network:
-    data = _read_json(path, "arch")
+    data = read_json_file(path, "arch")
     try:
         return arch_from_dict(data)
     except AutospaceError as error:
@@ -246,7 +247,7 @@ def load_arch(path: str | os.PathLike) -> Network:
 
 
 def load_space(path: str | os.PathLike) -> SearchSpace:
-    data = _read_json(path, "space")
+    data = read_json_file(path, "space")
     try:
         return space_from_dict(data)
     except AutospaceError as error:

@@ -16,8 +16,15 @@ OVERRIDES = [
 ]
 
 
-def test_run_writes_every_stage_and_a_report(tmp_path):
-    metrics = run_pipeline(load_run_config(None, OVERRIDES), tmp_path / "run")
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pipeline") / "run"
+    return out, run_pipeline(load_run_config(None, OVERRIDES), out)
+
+
+def test_run_writes_every_stage_and_a_report(finished_run):
+    out, metrics = finished_run
+    tmp_path = out.parent
     for path in ("evolve/space.json", "search/arch.json", "search/result.json", "train/metrics.json",
                  "report.md", "config.yaml"):
         assert (tmp_path / "run" / path).exists(), path
@@ -29,7 +36,7 @@ def test_run_writes_every_stage_and_a_report(tmp_path):
     assert "evolve/space.json" in search_config and "target_madds: 14000000" in search_config
 
 
-def test_run_resumes_in_the_stage_it_stopped(tmp_path, monkeypatch):
+def test_run_resumes_in_the_stage_it_stopped(tmp_path, monkeypatch, finished_run):
     import autospace.search as search_module
 
     out = tmp_path / "run"
@@ -46,10 +53,11 @@ def test_run_resumes_in_the_stage_it_stopped(tmp_path, monkeypatch):
     assert (out / "evolve" / "space.json").exists() and not (out / "search" / "arch.json").exists()
     monkeypatch.setattr(search_module, "search", real_search)
     run_pipeline(config, out, resume=True)
-    reference = tmp_path / "reference"
-    run_pipeline(config, reference)
+    reference = finished_run[0]
     assert (json.loads((out / "search" / "arch.json").read_text())["network"]
             == json.loads((reference / "search" / "arch.json").read_text())["network"])
+    assert (json.loads((out / "train" / "metrics.json").read_text())["test_top1"]
+            == json.loads((reference / "train" / "metrics.json").read_text())["test_top1"])
 
 
 def test_manual_space_skips_evolution(tmp_path):

@@ -56,7 +56,8 @@ class SearchConfig:
     crossovers: int = _help("spos evolution: children by crossover per generation", 25)
     generations: int = _help("spos evolution: generations", 20)
     mutation_probability: float = _help("spos evolution: chance each layer changes in a mutation", 0.1)
-    recalibration_batches: int = _help("training batches for BN recalibration before each evaluation", 8)
+    recalibration_batches: int = _help("training batches for BN recalibration before each evaluation "
+                                       "(spos candidates, the per-epoch argmax of proxyless)", 8)
 
     # -- evaluation ------------------------------------------------------------------------------
     eval_batches: int = _help("held-out batches per evaluation (spos fitness, RL reward uses one); "

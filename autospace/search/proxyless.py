@@ -22,7 +22,7 @@ import torch.nn.functional as functional
 
 from autospace.atomic import append_jsonl, read_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.nn.block_supernet import BlockSupernet
+from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
 from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
 from autospace.search.budget import expected_madds, madds_penalized_loss, reward
@@ -52,6 +52,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
     def network_madds(choice) -> int:
         return fixed_madds + sum(table[index] for table, index in zip(candidate_madds, choice))
 
+    recalibration = session.recalibration_batches(config.recalibration_batches)
     epoch = 0
     checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
     if checkpoint is not None:
@@ -114,7 +115,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                     rescale_pair(layer_logits, layer_old, active)
             else:
                 choices, rewards = [], []
-                supernet.train(False)  # score paths with running BN statistics, as at test time
+                # Score with the batch's own BN statistics (train mode, no gradient): the running
+                # statistics mix every path the supernet has run and would make the reward noise.
                 with torch.no_grad():
                     for _ in range(config.rl_samples):
                         sampled = distributions.sample(sampler)
@@ -124,7 +126,6 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                         choices.append(sampled)
                         rewards.append(reward(accuracy, int(network_madds(sampled)), config.target_madds,
                                               config.rl_exponent))
-                supernet.train(True)
                 mean_reward = sum(rewards) / len(rewards)
                 arch_loss = reinforce_loss(distributions, choices, rewards, baseline.update(mean_reward))
                 architecture.zero_grad(set_to_none=True)
@@ -136,8 +137,10 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         # -- end of epoch: validate the argmax path, log, checkpoint -------------------------------
         epoch += 1
         best = distributions.argmax()
-        validation_loss, validation_accuracy = session.validation_accuracy(
-            PathModule(supernet, [((index,), index) for index in best]))
+        best_paths = [((index,), index) for index in best]
+        with session.autocast():  # the argmax path's own BN statistics, as SPOS does before evaluating
+            recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, best_paths))
+        validation_loss, validation_accuracy = session.validation_accuracy(PathModule(supernet, best_paths))
         probabilities = [p.detach() for p in distributions.probabilities()]
         record = {
             "epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,

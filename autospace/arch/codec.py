@@ -238,20 +238,21 @@ def read_json_file(path: str | os.PathLike, what: str) -> Any:
         raise AutospaceError(f"{what} file {path} is not valid JSON ({error})") from None
 
 
-def load_arch(path: str | os.PathLike) -> Network:
-    data = read_json_file(path, "arch")
+def _load_file(path: str | os.PathLike, what: str, decode):
+    """Read a JSON file and decode it; every error names the file."""
+    data = read_json_file(path, what)
     try:
-        return arch_from_dict(data)
+        return decode(data)
     except AutospaceError as error:
         raise AutospaceError(f"{path}: {error}") from None
+
+
+def load_arch(path: str | os.PathLike) -> Network:
+    return _load_file(path, "arch", arch_from_dict)
 
 
 def load_space(path: str | os.PathLike) -> SearchSpace:
-    data = read_json_file(path, "space")
-    try:
-        return space_from_dict(data)
-    except AutospaceError as error:
-        raise AutospaceError(f"{path}: {error}") from None
+    return _load_file(path, "space", space_from_dict)
 
 
 def save_arch(path: str | os.PathLike, network: Network, info: dict | None = None) -> None:

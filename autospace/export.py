@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autospace.arch import CellBlock, InvertedResidual, Network, canonical, load_arch
+from autospace.arch import CellBlock, InvertedResidual, MultiBranch, Network, canonical, load_arch
 from autospace.arch.ops import EDGES, INNER_NODES
 from autospace.atomic import atomic_write_bytes, atomic_write_text
 from autospace.errors import AutospaceError
@@ -174,30 +174,29 @@ def _import_file(path: Path):
 
 # ---- the plain-PyTorch model.py ------------------------------------------------------
 
+def block_spec(block, slot) -> dict:
+    """One block at its slot as plain data: everything `model.py` needs to build its module."""
+    shape = {"in_channels": slot.in_channels, "out_channels": slot.out_channels, "stride": slot.stride}
+    if block.is_empty():
+        return {"kind": "skip", **shape}
+    if isinstance(block, InvertedResidual):
+        return {"kind": "irb", **shape, "kernel": block.kernel, "expansion": block.expansion,
+                "mid_channels": irb_mid_channels(block, slot.in_channels),
+                "dilation": block.dilation, "activation": block.activation,
+                "se_channels": squeeze_excite_channels(slot.in_channels) if block.squeeze_excite else 0}
+    if isinstance(block, CellBlock):
+        cell = canonical(block.cell)
+        return {"kind": "cell", **shape, "mid_channels": cell_mid_channels(cell, slot.in_channels),
+                "edges": [[source, target, op] for (source, target), op in zip(EDGES, cell.ops) if op != "zero"],
+                "concat_nodes": [node for node in range(1, INNER_NODES) if cell.uses_concat_projection(node)]}
+    if isinstance(block, MultiBranch):
+        return {"kind": "multi", **shape, "branches": [block_spec(branch, slot) for branch in block.branches]}
+    raise TypeError(f"not a block: {block!r}")
+
+
 def layer_specs(network: Network) -> list[dict]:
-    """Each layer as plain data: everything `model.py` needs to build its module."""
-    specs = []
-    for layer, slot in zip(network.layers, network.slots()):
-        shape = {"in_channels": slot.in_channels, "out_channels": slot.out_channels, "stride": slot.stride}
-        block = layer.block
-        if block.is_empty():
-            specs.append({"kind": "skip", **shape})
-        elif isinstance(block, InvertedResidual):
-            specs.append({"kind": "irb", **shape, "kernel": block.kernel, "expansion": block.expansion,
-                          "mid_channels": irb_mid_channels(block, slot.in_channels),
-                          "dilation": block.dilation, "activation": block.activation,
-                          "se_channels": (squeeze_excite_channels(slot.in_channels)
-                                          if block.squeeze_excite else 0)})
-        elif isinstance(block, CellBlock):
-            cell = canonical(block.cell)
-            specs.append({"kind": "cell", **shape, "mid_channels": cell_mid_channels(cell, slot.in_channels),
-                          "edges": [[source, target, op] for (source, target), op in zip(EDGES, cell.ops)
-                                    if op != "zero"],
-                          "concat_nodes": [node for node in range(1, INNER_NODES)
-                                           if cell.uses_concat_projection(node)]})
-        else:
-            raise TypeError(f"not a block: {block!r}")
-    return specs
+    """Each layer as plain data (`block_spec`)."""
+    return [block_spec(layer.block, slot) for layer, slot in zip(network.layers, network.slots())]
 
 
 def plain_pytorch_source(network: Network) -> str:
@@ -351,7 +350,24 @@ class Skip(nn.Module):
         return x
 
 
+class MultiBranch(nn.Module):
+    """Several blocks on the same input; the output is the mean of theirs (each adds its own
+    residual where shapes allow, so the mean carries the identity once)."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.branches = nn.ModuleList(build_layer(branch) for branch in spec["branches"])
+
+    def forward(self, x):
+        total = self.branches[0](x)
+        for branch in self.branches[1:]:
+            total = total + branch(x)
+        return total / len(self.branches) if len(self.branches) > 1 else total
+
+
 def build_layer(spec):
+    if spec["kind"] == "multi":
+        return MultiBranch(spec)
     if spec["kind"] == "irb":
         return InvertedResidual(spec)
     if spec["kind"] == "cell":

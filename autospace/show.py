@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Union
 
-from autospace.arch.blocks import CellBlock, InvertedResidual, ZeroBlock, block_to_string
+from autospace.arch.blocks import CellBlock, InvertedResidual, MultiBranch, ZeroBlock, block_to_string
 from autospace.arch.cell import Cell
 from autospace.arch.codec import ARCH_FORMAT, SPACE_FORMAT, arch_from_dict, block_from_dict, space_from_dict
 from autospace.arch.network import Network
@@ -43,7 +43,7 @@ def load_drawable(source: Drawable | str | os.PathLike) -> Drawable:
         return source
     if isinstance(source, CellBlock):
         return source.cell
-    if isinstance(source, (InvertedResidual, ZeroBlock)):
+    if isinstance(source, (InvertedResidual, ZeroBlock, MultiBranch)):
         raise AutospaceError(f"cannot draw block {block_to_string(source)}: only cells have a DAG to draw; "
                              f"give a cell, a space.json or an arch.json")
     if not isinstance(source, (str, os.PathLike)):
@@ -134,6 +134,13 @@ def _text_box(axes, x: float, y: float, width: float, height: float, text: str, 
     axes.text(x + width / 2, y + height / 2, text, fontsize=font_size, ha="center", va="center", zorder=2)
 
 
+def _block_label(block, separator: str = "\n") -> str:
+    """A block's name for a box; a multi-branch block lists its branches (one per line in boxes)."""
+    if isinstance(block, MultiBranch):
+        return "mean of" + separator + separator.join(block_to_string(branch) for branch in block.branches)
+    return block_to_string(block)
+
+
 def space_figure(space: SearchSpace):
     """Per layer (one row), its candidates side by side, best first as stored."""
     from matplotlib.figure import Figure
@@ -161,7 +168,8 @@ def space_figure(space: SearchSpace):
                 draw_cell_on_axes(axes, candidate.block.cell, x, bottom, cell_width, font_size=6.5)
             else:
                 _text_box(axes, x + 0.3, bottom + 0.3, cell_width - 0.6, cell_height - 0.6,
-                          block_to_string(candidate.block), font_size=9,
+                          _block_label(candidate.block), font_size=9 if not isinstance(candidate.block, MultiBranch)
+                          else 6.5,
                           face="#eeeeee" if isinstance(candidate.block, ZeroBlock) else "#fde9c8")
         if index:
             axes.axhline(top, color="#dddddd", linewidth=0.6)
@@ -193,7 +201,7 @@ def network_figure(network: Network):
     rows = [("stem", f"conv3x3  {network.in_channels}->{network.stem_channels}  s{network.stem_stride}",
              stem.madds, None, False)]
     for slot, layer, cost in zip(slots, network.layers, costs):
-        name = block_to_string(layer.block)
+        name = _block_label(layer.block, separator=" ")
         if isinstance(layer.block, CellBlock):
             name = f"cell e{layer.block.cell.expansion} {layer.block.cell.aggregation}"
         text = f"{name}  {slot.in_channels}->{slot.out_channels}  s{slot.stride}  {slot.input_size}px"

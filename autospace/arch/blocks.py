@@ -2,7 +2,8 @@
 
 `CellBlock` wraps an open-space cell, `InvertedResidual` is the MobileNetV2 /
 ProxylessNAS block, `ZeroBlock` skips the layer (valid only where the layer
-has a residual). Plain frozen data; JSON codecs live in `arch.codec`.
+has a residual), `MultiBranch` runs several blocks side by side (NSE's
+multi-branch layer). Plain frozen data; JSON codecs live in `arch.codec`.
 """
 
 from __future__ import annotations
@@ -56,7 +57,48 @@ class ZeroBlock:
         return True
 
 
-Block = Union[CellBlock, InvertedResidual, ZeroBlock]
+MAX_BRANCHES = 64  # a real multi-branch layer has a handful; keeps fuzzed files cheap
+
+
+@dataclass(frozen=True)
+class MultiBranch:
+    """Several blocks on the same input; the layer's output is the mean of the branches'
+    outputs, plus the identity where the layer has a residual (stride 1, in == out channels).
+
+    Each branch is an inverted residual or a cell (no nesting, no zero: an empty branch
+    list is how a multi-branch layer computes nothing). With one branch the layer equals
+    that block; `canonical_block` reduces it so. Branch order does not change the output.
+    """
+
+    branches: tuple = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.branches, (tuple, list)):
+            raise AutospaceError(f"multi.branches is {self.branches!r}; expected a list of blocks")
+        object.__setattr__(self, "branches", tuple(self.branches))
+        if len(self.branches) > MAX_BRANCHES:
+            raise AutospaceError(f"multi.branches has {len(self.branches)} blocks; at most {MAX_BRANCHES} "
+                                 f"are supported")
+        seen = set()
+        for index, branch in enumerate(self.branches):
+            if not isinstance(branch, (CellBlock, InvertedResidual)):
+                kind = type(branch).__name__
+                raise AutospaceError(f"multi.branches[{index}] is a {kind}; a branch must be an irb or a cell "
+                                     f"block (leave a branch out rather than making it zero)")
+            if branch.is_empty():
+                raise AutospaceError(f"multi.branches[{index}] ({block_to_string(branch)}) computes nothing; "
+                                     f"leave it out (an empty branch list is how a layer is skipped)")
+            key = canonical_block(branch)
+            if key in seen:
+                raise AutospaceError(f"multi.branches[{index}] ({block_to_string(branch)}) repeats an earlier "
+                                     f"branch; list each branch once")
+            seen.add(key)
+
+    def is_empty(self) -> bool:
+        return all(branch.is_empty() for branch in self.branches)
+
+
+Block = Union[CellBlock, InvertedResidual, ZeroBlock, MultiBranch]
 
 
 def block_kind(block: Block) -> str:
@@ -66,22 +108,37 @@ def block_kind(block: Block) -> str:
         return "irb"
     if isinstance(block, ZeroBlock):
         return "zero"
+    if isinstance(block, MultiBranch):
+        return "multi"
     raise TypeError(f"not a block: {block!r}")
 
 
 def canonical_block(block: Block) -> Block:
-    """Empty cells become `ZeroBlock`; cells are canonicalised; others unchanged."""
+    """Empty cells become `ZeroBlock`; cells are canonicalised; a multi-branch block keeps its
+    non-empty branches, canonical and sorted, and becomes its one branch or `ZeroBlock` when
+    one or none is left. Two blocks compute the same function family iff these are equal."""
     if isinstance(block, CellBlock):
         if block.is_empty():
             return ZeroBlock()
         return CellBlock(canonical(block.cell))
+    if isinstance(block, MultiBranch):
+        branches = {canonical_block(branch) for branch in block.branches}
+        branches = sorted((b for b in branches if not b.is_empty()), key=block_to_string)
+        if not branches:
+            return ZeroBlock()
+        if len(branches) == 1:
+            return branches[0]
+        return MultiBranch(tuple(branches))
     return block
 
 
 def block_to_string(block: Block) -> str:
-    """Short name for tables and logs, e.g. `irb_k5_e6_se`, `cell[e6-sum:...]`, `zero`."""
+    """Short name for tables and logs, e.g. `irb_k5_e6_se`, `cell[e6-sum:...]`, `zero`,
+    `multi[irb_k3_e3+irb_k5_e6]`."""
     if isinstance(block, ZeroBlock):
         return "zero"
+    if isinstance(block, MultiBranch):
+        return "multi[" + "+".join(block_to_string(branch) for branch in block.branches) + "]"
     if isinstance(block, InvertedResidual):
         name = f"irb_k{block.kernel}_e{block.expansion}"
         if block.dilation != 1:

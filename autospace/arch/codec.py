@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from autospace.arch.blocks import Block, CellBlock, InvertedResidual, ZeroBlock
+from autospace.arch.blocks import MAX_BRANCHES, Block, CellBlock, InvertedResidual, MultiBranch, ZeroBlock
 from autospace.arch.cell import Cell
 from autospace.arch.network import Layer, Network, Skeleton, Stage
 from autospace.arch.ops import EDGES
@@ -73,6 +73,8 @@ def block_to_dict(block: Block) -> dict:
                 "dilation": block.dilation}
     if isinstance(block, ZeroBlock):
         return {"type": "zero"}
+    if isinstance(block, MultiBranch):
+        return {"type": "multi", "branches": [block_to_dict(branch) for branch in block.branches]}
     raise TypeError(f"not a block: {block!r}")
 
 
@@ -94,7 +96,19 @@ def block_from_dict(data: Any, path: str = "block") -> Block:
         return _with_path(path, lambda: CellBlock(Cell(
             ops=tuple(ops[key] for key in EDGE_KEYS),
             expansion=data.get("expansion", 6), aggregation=data.get("aggregation", "sum"))))
-    raise AutospaceError(f"{path}.type is {kind!r}; allowed: cell, irb, zero")
+    if kind == "multi":
+        _fields(data, path, ("type", "branches"))
+        _expect(data["branches"], list, f"{path}.branches", "a list of irb or cell blocks")
+        if len(data["branches"]) > MAX_BRANCHES:
+            raise AutospaceError(f"{path}.branches has {len(data['branches'])} blocks; at most {MAX_BRANCHES}")
+        branches = []
+        for index, entry in enumerate(data["branches"]):
+            where = f"{path}.branches[{index}]"
+            if isinstance(entry, dict) and entry.get("type") in ("multi", "zero"):
+                raise AutospaceError(f"{where}.type is {entry['type']!r}; a branch must be an irb or a cell")
+            branches.append(block_from_dict(entry, where))
+        return _with_path(path, lambda: MultiBranch(tuple(branches)))
+    raise AutospaceError(f"{path}.type is {kind!r}; allowed: cell, irb, zero, multi")
 
 
 # ---- networks -----------------------------------------------------------------

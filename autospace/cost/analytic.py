@@ -1,7 +1,8 @@
 """Analytic params and MAdds, pure functions of architecture data (no torch).
 
 MAdds count the multiply-accumulates of convolutions and linear layers, as
-papers do; BN, activations, pooling, additions and the SE gate count none.
+papers do; BN, activations, pooling, additions, the SE gate and a multi-branch
+layer's mean count none.
 Params count every learnable tensor (conv weights, BN affine, biases).
 `tests/test_cost.py` checks both against the built modules exactly.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autospace.arch.blocks import Block, CellBlock, InvertedResidual
+from autospace.arch.blocks import Block, CellBlock, InvertedResidual, MultiBranch
 from autospace.arch.cell import canonical
 from autospace.arch.network import LayerSlot, Network, conv_output_size
 from autospace.arch.ops import EDGES, INNER_NODES
@@ -87,6 +88,12 @@ def block_cost(block: Block, slot: LayerSlot) -> Cost:
         return irb_cost(block, slot)
     if isinstance(block, CellBlock):
         return cell_cost(block, slot)
+    if isinstance(block, MultiBranch):
+        # The mean of the branches and the identity add no MAdds or params.
+        total = Cost()
+        for branch in block.branches:
+            total += block_cost(branch, slot)
+        return total
     raise TypeError(f"not a block: {block!r}")
 
 

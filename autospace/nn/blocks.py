@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from autospace.arch.blocks import Block, CellBlock, InvertedResidual, block_to_string
+from autospace.arch.blocks import Block, CellBlock, InvertedResidual, MultiBranch, block_to_string
 from autospace.arch.network import LayerSlot
 from autospace.errors import AutospaceError
 from autospace.nn.cell import CellModule
@@ -48,6 +48,25 @@ class SkipLayer(nn.Module):
         return x
 
 
+class MultiBranchModule(nn.Module):
+    """NSE's multi-branch layer: the mean of its branches' outputs, plus the identity where the
+    layer has a residual.
+
+    Each branch is the ordinary block module, residual included; the mean of (branch_i(x) + x)
+    is mean(branch_i(x)) + x, so a branch's weights are the same tensors as in the stand-alone
+    block and in a supernet candidate of that block (weights transfer one to one)."""
+
+    def __init__(self, block: MultiBranch, slot: LayerSlot):
+        super().__init__()
+        self.branches = nn.ModuleList(build_block(branch, slot) for branch in block.branches if not branch.is_empty())
+
+    def forward(self, x):
+        total = self.branches[0](x)
+        for branch in self.branches[1:]:
+            total = total + branch(x)
+        return total / len(self.branches) if len(self.branches) > 1 else total
+
+
 def build_block(block: Block, slot: LayerSlot) -> nn.Module:
     if block.is_empty():
         if not slot.has_residual:
@@ -59,4 +78,6 @@ def build_block(block: Block, slot: LayerSlot) -> nn.Module:
         return InvertedResidualModule(block, slot.in_channels, slot.out_channels, slot.stride)
     if isinstance(block, CellBlock):
         return CellModule(block.cell, slot.in_channels, slot.out_channels, slot.stride)
+    if isinstance(block, MultiBranch):
+        return MultiBranchModule(block, slot)
     raise TypeError(f"not a block: {block!r}")

@@ -62,7 +62,10 @@ class TrainConfig:
         "evaluate on a stratified random subset of this many test images; None: all"))
     eval_every: int = field(default=1, metadata=_help(
         "evaluate on the test set every N epochs (and always after the last)"))
-    compile: bool = field(default=False, metadata=_help("torch.compile the network (worth it on GPU for long runs)"))
+    compile: Union[Literal["auto", "off", "default", "reduce-overhead", "max-autotune"], bool] = field(
+        default="auto", metadata=_help(
+            "torch.compile the network for training and evaluation: auto = mode default on CUDA, off on CPU; "
+            "off, or a torch.compile mode (default, reduce-overhead = CUDA graphs, max-autotune); true = default"))
     progress: bool = field(default=True, metadata=_help("show a tqdm progress bar"))
     tensorboard: bool = field(default=False, metadata=_help(
         "also write the per-epoch figures as TensorBoard scalars in RUN_DIR/tensorboard"))
@@ -70,6 +73,8 @@ class TrainConfig:
         "steps between progress-bar updates (each one waits for the device)"))
 
     def __post_init__(self) -> None:
+        if isinstance(self.compile, bool):  # YAML reads `compile: off` as false
+            object.__setattr__(self, "compile", "default" if self.compile else "off")
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "log_every"):
             _positive(name, getattr(self, name))
         for name in ("train_subset", "test_subset"):

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from autospace.arch import Network, arch_to_dict, save_arch
 from autospace.atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from autospace.compiled import maybe_compile, resolve_compile
 from autospace.config import config_differences, config_from_dict, config_to_dict, save_config
 from autospace.cost import network_cost
 from autospace.data import ImageDataset, augment_batch, epoch_batches, normalize_batch
@@ -87,7 +88,8 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         # One generator, on the data's device, for shuffling and augmentation: draws never leave the device.
         generator = torch.Generator(device=device).manual_seed(config.seed)
         optimizer = make_optimizer(model, config.lr, config.momentum, config.nesterov, config.weight_decay)
-        forward = torch.compile(model) if config.compile else model
+        # Compiled only where the graph is fixed: this network's training and evaluation steps.
+        forward = maybe_compile(model, config.compile, device)
 
         start_epoch, history, elapsed_before = 0, [], 0.0
         found = load_latest_checkpoint(run_dir) if resume else None
@@ -206,6 +208,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         "device": str(device),
         "precision": "fp32" if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
         "channels_last": channels_last,
+        "compile": resolve_compile(config.compile, device) or "off",
         "hardware": hardware_info(device),
         "seed": config.seed,
         "torch_version": torch.__version__,

@@ -157,9 +157,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         step, regeneration = checkpoint["step"], checkpoint["regeneration"]
         truncate_jsonl(out / "history.jsonl", regeneration)
         started -= checkpoint["elapsed_seconds"]
-    elif resume:
-        raise AutospaceError(f"{out} holds no evolution checkpoint to resume; start a new run with --out")
     else:
+        if resume:  # killed before the first checkpoint: begin again in the same folder
+            truncate_jsonl(out / "history.jsonl", 0)
         for population in populations:
             population.initialise(config.population_size, rng)
         cells, counts = rebuild()

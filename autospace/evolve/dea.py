@@ -41,7 +41,7 @@ from autospace.evolve.population import LayerPopulation, layer_madds_caps
 from autospace.evolve.report import write_fitness_plot, write_space_table
 from autospace.nn.supernet import CellSupernet
 from autospace.train.checkpoint import require_new_run_dir
-from autospace.train.optim import learning_rate_at
+from autospace.train.optim import fast_update_options, learning_rate_at
 
 
 def parse_reference(text: str) -> Cell:
@@ -75,7 +75,8 @@ def weight_optimizer(supernet: CellSupernet, config: EvolveConfig, previous=None
     parameters = supernet.weight_parameters()
     groups = [{"params": [p for p in parameters if p.dim() > 1], "weight_decay": config.weight_decay},
               {"params": [p for p in parameters if p.dim() <= 1], "weight_decay": 0.0}]
-    optimizer = torch.optim.SGD(groups, lr=config.weight_lr, momentum=config.weight_momentum, nesterov=True)
+    optimizer = torch.optim.SGD(groups, lr=config.weight_lr, momentum=config.weight_momentum, nesterov=True,
+                                **fast_update_options(parameters))
     if previous is not None:
         for parameter in parameters:
             if parameter in previous.state:
@@ -85,7 +86,8 @@ def weight_optimizer(supernet: CellSupernet, config: EvolveConfig, previous=None
 
 def fitness_optimizer(supernet: CellSupernet, config: EvolveConfig) -> torch.optim.Adam:
     # ProxylessNAS's architecture optimiser: Adam with beta1 = 0 (no momentum on noisy gate gradients).
-    return torch.optim.Adam(supernet.alphas(), lr=config.fitness_lr, betas=(0.0, 0.999), eps=1e-8)
+    return torch.optim.Adam(supernet.alphas(), lr=config.fitness_lr, betas=(0.0, 0.999), eps=1e-8,
+                            **fast_update_options(supernet.alphas()))
 
 
 def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False,

@@ -31,10 +31,22 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def fast_update_options(parameters) -> dict:
+    """Keyword arguments for torch.optim.SGD/Adam: `fused=True` when every parameter is on CUDA.
+
+    The fused kernels update every parameter in one or two launches instead of
+    several per tensor, which matters for small mobile networks whose steps are
+    launch-bound. Elsewhere torch's default (foreach where supported) is kept,
+    so CPU results stay bit for bit what they were.
+    """
+    devices = {parameter.device.type for parameter in parameters}
+    return {"fused": True} if devices == {"cuda"} else {}
+
+
 def make_optimizer(model: nn.Module, lr: float, momentum: float, nesterov: bool,
                    weight_decay: float) -> torch.optim.SGD:
     return torch.optim.SGD(parameter_groups(model, weight_decay), lr=lr, momentum=momentum,
-                           nesterov=nesterov and momentum > 0)
+                           nesterov=nesterov and momentum > 0, **fast_update_options(model.parameters()))
 
 
 def learning_rate_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:

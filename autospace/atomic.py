@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+TEMPORARY_SUFFIX = ".tmp"  # of the sibling a write goes to before its rename
+
 
 def _current_umask() -> int:
     mask = os.umask(0)
@@ -23,7 +25,7 @@ def _current_umask() -> int:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -35,6 +37,41 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete temporary files a killed writer left in `folder` (`.NAME.XXXX.tmp`, see above).
+
+    Called when a run resumes, before it writes anything: a kill during a
+    write leaves such a file behind, never a torn target."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for leftover in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+
+
+def require_writable_folder(path: str | os.PathLike, what: str = "run folder", is_file: bool = False) -> None:
+    """Fail before any work when the folder `path` (or, with `is_file`, the file `path`) cannot be
+    created or written, with one clear message.
+
+    Probes the nearest existing folder with a real file (permission bits lie for
+    root, read-only mounts and /proc); leaves nothing behind."""
+    from autospace.errors import AutospaceError
+
+    path = Path(path).expanduser()
+    existing = path.parent if is_file else path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise AutospaceError(f"cannot write the {what} {path}: {existing} is a file, not a folder; "
+                             f"choose a path inside a writable folder")
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".autospace-write-test.")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise AutospaceError(f"cannot write the {what} {path}: creating a file in {existing} fails "
+                             f"({error.strerror or error}); choose a writable folder") from None
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from autospace.atomic import atomic_torch_save
+from autospace.atomic import atomic_torch_save, remove_stale_temporaries
 from autospace.errors import AutospaceError
 
 NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
@@ -31,7 +31,8 @@ def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys
     """The newest readable checkpoint of this format (and its path with `with_path`);
     None when the folder has none. `weights_only` refuses pickled python objects
     (for checkpoints that hold only tensors and plain values)."""
-    problems = []
+    remove_stale_temporaries(run_dir)  # a kill during a write leaves its temporary file behind
+    problems, foreign_formats = [], []
     for name in (NEWEST, PREVIOUS):
         path = Path(run_dir) / name
         if not path.exists():
@@ -41,6 +42,7 @@ def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys
             state = torch.load(path, map_location="cpu", weights_only=weights_only)
             if not isinstance(state, dict) or state.get("format") != format_tag:
                 found = state.get("format") if isinstance(state, dict) else type(state).__name__
+                foreign_formats.append(found)
                 raise ValueError(f"format is {found!r}, expected {format_tag!r}")
             missing = [key for key in required_keys if key not in state]
             if missing:
@@ -48,6 +50,16 @@ def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys
             return (state, path) if with_path else state
         except Exception as error:  # a torn or foreign file: fall back to the older checkpoint
             problems.append(f"{name}: {type(error).__name__}: {str(error)[:160]}")
+    if problems and len(foreign_formats) == len(problems):
+        found = ", ".join(sorted({repr(tag) for tag in foreign_formats}))
+        kind = format_tag.rsplit("/", 1)[0]
+        if all(isinstance(tag, str) and tag.rsplit("/", 1)[0] == kind for tag in foreign_formats):
+            origin, fix = "another version of autospace", "resume it with the version that wrote it"
+        else:
+            origin, fix = "another kind of run or program", "resume it with the command that wrote it"
+        raise AutospaceError(f"cannot resume {run_dir}: its checkpoints have the format {found}, written by "
+                             f"{origin}; expected {format_tag!r}, the format of this version. {fix[0].upper() + fix[1:]}, "
+                             f"or start a new run in another folder")
     if problems:
         raise AutospaceError(f"no readable checkpoint in {run_dir} ({'; '.join(problems)}); "
                              f"start a new run in another folder")

@@ -39,12 +39,22 @@ def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> lis
     return overrides + list(args.overrides)
 
 
-def _saved_config(run_dir: Path) -> Path:
-    """The config.yaml of a run folder to resume, or a clear error."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise AutospaceError(f"cannot resume: {run_dir} holds no run (no config.yaml); start one with --out")
-    return path
+def _resumed_config(cls, run_dir: Path, overrides: list[str]):
+    """The saved config of a run folder to resume (a clear error for a missing, foreign or
+    incompatible one); the folder must be writable."""
+    from autospace.atomic import require_writable_folder
+    from autospace.config import load_saved_config
+
+    config = load_saved_config(cls, run_dir, overrides)
+    require_writable_folder(run_dir)
+    return config
+
+
+def _require_writable_output(path: str | None, what: str) -> None:
+    if path is not None:
+        from autospace.atomic import require_writable_folder
+
+        require_writable_folder(path, what, is_file=not Path(path).is_dir())
 
 
 def _command_space_count(args: argparse.Namespace) -> int:
@@ -80,8 +90,8 @@ def _command_train(args: argparse.Namespace) -> int:
 
     if args.resume:
         out = Path(args.resume)
-        config = load_config(TrainConfig, _saved_config(out),
-                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision")))
+        config = _resumed_config(TrainConfig, out,
+                                 _shortcut_overrides(args, ("data", "data_dir", "device", "precision")))
         result = train(args.arch or out / "arch.json", config, out, resume=True)
     else:
         if not args.arch or not args.out:
@@ -105,7 +115,7 @@ def _command_evolve(args: argparse.Namespace) -> int:
         overrides.insert(0, f"budget_madds={parse_madds(args.budget_madds)}")
     if args.resume:
         out = Path(args.resume)
-        space = evolve(args.method, load_config(_evolve_config_class(args.method), _saved_config(out), overrides),
+        space = evolve(args.method, _resumed_config(_evolve_config_class(args.method), out, overrides),
                        out, resume=True)
     else:
         if not args.out:
@@ -133,7 +143,7 @@ def _command_search(args: argparse.Namespace) -> int:
                                               "precision", "seed", "tensorboard")))
     if args.resume:
         out = Path(args.resume)
-        network = search(load_config(SearchConfig, _saved_config(out), overrides), out, resume=True)
+        network = search(_resumed_config(SearchConfig, out, overrides), out, resume=True)
     else:
         if not args.out:
             raise AutospaceError("autospace search needs --out RUN_DIR (or --resume RUN_DIR)")
@@ -145,14 +155,14 @@ def _command_search(args: argparse.Namespace) -> int:
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    from autospace.pipeline import load_run_config, run_pipeline
+    from autospace.pipeline import RunConfig, load_run_config, run_pipeline
 
     overrides = (_madds_override("budget_madds", args.budget_madds)
                  + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
                                               "precision", "seed", "tensorboard")))
     if args.resume:
         out = Path(args.resume)
-        metrics = run_pipeline(load_run_config(_saved_config(out), overrides), out, resume=True)
+        metrics = run_pipeline(_resumed_config(RunConfig, out, overrides), out, resume=True)
     else:
         if not args.out:
             raise AutospaceError("autospace run needs --out RUN_DIR (or --resume RUN_DIR)")
@@ -173,6 +183,7 @@ def _command_show(args: argparse.Namespace) -> int:
     from autospace.show import draw
 
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".svg")
+    _require_writable_output(str(out), "picture")
     print(draw(args.file, out, engine=args.engine))
     return 0
 
@@ -180,6 +191,7 @@ def _command_show(args: argparse.Namespace) -> int:
 def _command_report(args: argparse.Namespace) -> int:
     from autospace.html_report import write_html_report
 
+    _require_writable_output(args.output or args.runs[0], "report")
     print(write_html_report([Path(run) for run in args.runs], Path(args.output) if args.output else None,
                             args.labels or None))
     return 0
@@ -188,6 +200,7 @@ def _command_report(args: argparse.Namespace) -> int:
 def _command_export(args: argparse.Namespace) -> int:
     from autospace.export import export_model
 
+    _require_writable_output(args.output, "export")
     print(export_model(args.run, args.format, Path(args.output) if args.output else None, args.batch_size))
     return 0
 
@@ -195,6 +208,7 @@ def _command_export(args: argparse.Namespace) -> int:
 def _command_import_config(args: argparse.Namespace) -> int:
     from autospace.importing import import_config_to_file
 
+    _require_writable_output(args.output, "arch file")
     network, notes = import_config_to_file(args.config_file, args.output, resolution=args.resolution)
     print("\n".join(network.describe()))
     for note in notes:

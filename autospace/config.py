@@ -19,6 +19,7 @@ A preset is a YAML path, or a name looked up as `configs/SECTION/NAME.yaml`
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -336,11 +337,56 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# The layout of a run folder's config.yaml; a change that an older autospace cannot read raises it.
+CONFIG_FORMAT = "autospace.config/1"
+_HEADER_ORIGIN = re.compile(r"\(autospace (?P<version>[^\s,)]+), config format (?P<format>[^\s)]+)\)")
+
+
 def save_config(path: str | Path, config: Any) -> None:
-    """Write the resolved config as YAML (atomically); `load_config(type(config), path)` reads it back equal."""
-    header = f"# {type(config).__name__}, resolved: every key, as the run used it (autospace)\n"
+    """Write the resolved config as YAML (atomically); `load_config(type(config), path)` reads it back equal.
+
+    The header line names the autospace version and CONFIG_FORMAT (read back by `load_saved_config`)."""
+    from autospace import __version__
+
+    header = (f"# {type(config).__name__}, resolved: every key, as the run used it "
+              f"(autospace {__version__}, config format {CONFIG_FORMAT})\n")
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
     atomic_write_text(path, header + text)
+
+
+def load_saved_config(cls: type[ConfigType], run_dir: str | Path, overrides: Iterable[str] = ()) -> ConfigType:
+    """The config.yaml of a run folder to resume, with `overrides`; a clear error when the folder
+    holds no run, or one written by a version of autospace whose config this version cannot read."""
+    from autospace import __version__
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise AutospaceError(f"cannot resume: {run_dir} holds no run (no config.yaml); start one with --out")
+    try:
+        first_line = path.read_text(encoding="utf-8").split("\n", 1)[0]
+    except (OSError, UnicodeDecodeError) as error:
+        raise AutospaceError(f"cannot read config {path}: {error}") from None
+    origin = _HEADER_ORIGIN.search(first_line) if first_line.startswith("#") else None
+    written = (f"autospace {origin['version']} (config format {origin['format']})" if origin
+               else "an unknown version (no format line)")
+    this = f"autospace {__version__} (config format {CONFIG_FORMAT})"
+    if origin and origin["format"] != CONFIG_FORMAT:
+        raise AutospaceError(f"cannot resume {run_dir}: its config.yaml was written by {written}; this is {this}. "
+                             f"Resume it with the version that wrote it, or start a new run in another folder")
+    kind = first_line[1:].split(",", 1)[0].strip() if origin else None
+    if kind and kind != cls.__name__:
+        raise AutospaceError(f"cannot resume {run_dir} as a {cls.__name__} run: its config.yaml holds a {kind}; "
+                             f"resume it with the command that started it")
+    try:
+        load_config(cls, path)
+    except AutospaceError as error:
+        if origin and origin["version"] == __version__:
+            raise AutospaceError(f"cannot resume {run_dir}: its config.yaml was changed after this version wrote it "
+                                 f"({error}); restore it, or start a new run in another folder") from None
+        raise AutospaceError(f"cannot resume {run_dir}: its config.yaml does not fit this version ({error}); it "
+                             f"was written by {written}, this is {this}. Resume it with the version that wrote "
+                             f"it, or start a new run in another folder") from None
+    return load_config(cls, path, overrides)
 
 
 def config_differences(first: Any, second: Any) -> dict[str, tuple[Any, Any]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autospace.atomic import require_writable_folder
 from autospace.checkpoints import NEWEST, PREVIOUS, load_rotating_checkpoint, save_rotating_checkpoint
 from autospace.errors import AutospaceError
 
@@ -21,13 +22,14 @@ _REQUIRED_KEYS = ("format", "epoch", "step", "model", "optimizer", "rng", "metri
 
 
 def require_new_run_dir(run_dir: Path) -> None:
-    """A new run must not mix its files with another run's."""
+    """A new run must not mix its files with another run's, and must be able to write its folder."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise AutospaceError(f"run folder {run_dir} is a file; choose a folder path")
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
                              f"or choose another (new or empty) folder")
+    require_writable_folder(run_dir)  # fail now, not after the data set is loaded
 
 
 def save_checkpoint(run_dir: Path, state: dict) -> None:

@@ -70,10 +70,15 @@ def _decode_jpegs(
 ) -> np.ndarray:
     if jpeg.dtype != np.uint8 or jpeg.ndim != 1:
         raise malformed(path, f"{split}_jpeg is {jpeg.dtype} {jpeg.shape}; expected 1-D uint8 bytes")
-    if labels.ndim != 1 or offsets.ndim != 1 or offsets.shape[0] != labels.shape[0] + 1:
+    if labels.ndim != 1 or offsets.ndim != 1 or offsets.shape[0] == 0:
         raise malformed(
             path, f"{split}_offsets has shape {offsets.shape} and y_{split} {labels.shape}; "
-            f"expected N + 1 offsets for N labels"
+            f"expected 1-D arrays: N + 1 offsets for N labels"
+        )
+    if offsets.shape[0] != labels.shape[0] + 1:
+        raise AutospaceError(
+            f"{path}: {split}_offsets delimit {offsets.shape[0] - 1} {split} images but y_{split} holds "
+            f"{labels.shape[0]} labels; expected one label per image (N + 1 offsets for N labels)"
         )
     offsets = offsets.astype(np.int64)
     if offsets.size and (offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] > jpeg.shape[0]):

@@ -89,7 +89,16 @@ class ImageDataset:
 
     @property
     def resolution(self) -> int:
-        """The image height (equal to the width for square images such as CIFAR-10)."""
+        """The side of the (square) images: what a network's `resolution` must equal.
+
+        Every network takes square inputs, so a set of non-square images (which
+        loads and can be inspected) is refused here, where a network meets it."""
+        if self.height != self.width:
+            raise AutospaceError(
+                f"data set {self.name!r} has images of {self.width}x{self.height} (width x height), but networks "
+                f"take square images; crop or resize the images to one square size (e.g. "
+                f"{min(self.width, self.height)}x{min(self.width, self.height)})"
+            )
         return self.height
 
     @property

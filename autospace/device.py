@@ -70,21 +70,40 @@ def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
     raise AutospaceError(f"channels_last is {setting!r}; use true, false or auto")
 
 
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def hardware_info(device: torch.device) -> dict:
-    """What a result was measured on: device name, library versions, CPU count."""
+    """What a result was measured on: device and CPU names, library versions, CPU count."""
+    from autospace import __version__
+
     device = torch.device(device)
+    cpu_name = _cpu_name()
+    capability = None
     if device.type == "cuda":
         properties = torch.cuda.get_device_properties(device)
         device_name = properties.name
         memory = round(properties.total_memory / 2**30, 1)
+        capability = f"{properties.major}.{properties.minor}"
     else:
-        device_name = platform.processor() or platform.machine() or "cpu"
+        device_name = cpu_name
         memory = None
     return {
         "device": str(device),
         "device_name": device_name,
         "device_memory_gib": memory,
+        "cuda_capability": capability,
+        "cpu_name": cpu_name,
         "torch_version": torch.__version__,
+        "autospace_version": __version__,
         "cuda_version": torch.version.cuda,
         "cudnn_version": torch.backends.cudnn.version() if device.type == "cuda" else None,
         "cpu_count": os.cpu_count(),

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from autospace.atomic import atomic_write_json
 from autospace.config import load_config, save_config
+from autospace.device import hardware_info, resolve_device
 from autospace.errors import AutospaceError
 from autospace.evolve.config import EvolveConfig
+from autospace.evolve.nse_config import NseConfig
 from autospace.search.config import SearchConfig
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.config import TrainConfig
@@ -34,28 +37,32 @@ class RunConfig:
     data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     budget_madds: int = _help("MAdds budget: the evolved space's caps and the search's target", 60_000_000)
-    space_method: Literal["autospace", "manual"] = _help(
-        "where the search runs: a space evolved by autospace, or the manual inverted-residual space", "autospace")
+    space_method: Literal["autospace", "nse", "manual"] = _help(
+        "where the search runs: a space evolved by autospace (the DEA) or by nse, or the manual "
+        "inverted-residual space", "autospace")
     search_method: Literal["proxyless-g", "proxyless-rl", "spos"] = _help("search algorithm", "proxyless-g")
     seed: int = _help("seed of every stage", 0)
     device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     progress: bool = _help("show progress bars", True)
     tensorboard: bool = _help("TensorBoard scalars beside every stage's JSONL log", False)
-    evolve: EvolveConfig = _help("settings of the evolve stage (evolve.KEY)", factory=EvolveConfig)
+    evolve: EvolveConfig = _help("settings of the evolve stage with space_method autospace (evolve.KEY)",
+                                 factory=EvolveConfig)
+    nse: NseConfig = _help("settings of the evolve stage with space_method nse (nse.KEY)", factory=NseConfig)
     search: SearchConfig = _help("settings of the search stage (search.KEY)", factory=SearchConfig)
     train: TrainConfig = _help("settings of the final training (train.KEY)", factory=TrainConfig)
 
 
-def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig, SearchConfig, TrainConfig]:
+def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig | NseConfig, SearchConfig, TrainConfig]:
     """The run-level settings win over the stages' own."""
     shared = {"data": config.data, "data_dir": config.data_dir, "seed": config.seed, "device": config.device,
               "precision": config.precision, "progress": config.progress,
               "tensorboard": config.tensorboard}
-    evolve = replace(config.evolve, budget_madds=config.budget_madds, **shared)
-    space = str(out / "evolve" / "space.json") if config.space_method == "autospace" else "manual"
+    learner = config.nse if config.space_method == "nse" else config.evolve
+    evolve = replace(learner, budget_madds=config.budget_madds, **shared)
+    space = "manual" if config.space_method == "manual" else str(out / "evolve" / "space.json")
     search = replace(config.search, target_madds=config.budget_madds, method=config.search_method,
-                     space=space, preset=config.evolve.preset, **shared)
+                     space=space, preset=learner.preset, **shared)
     train = replace(config.train, **shared)
     return evolve, search, train
 
@@ -85,12 +92,14 @@ def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> di
         require_new_run_dir(out)
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", config)
+    # What this (latest) session runs on; the stages' own files record theirs too.
+    atomic_write_json(out / "hardware.json", hardware_info(resolve_device(config.device)))
     evolve_config, search_config, train_config = stage_configs(config, out)
 
-    if config.space_method == "autospace":
+    if config.space_method != "manual":
         state = _stage_state(out / "evolve", "space.json")
         if state != "done":
-            evolve("autospace", evolve_config, out / "evolve", resume=state == "resume")
+            evolve(config.space_method, evolve_config, out / "evolve", resume=state == "resume")
     state = _stage_state(out / "search", "arch.json")
     if state != "done":
         if search(search_config, out / "search", resume=state == "resume") is None:

@@ -113,6 +113,11 @@ def _command_evolve(args: argparse.Namespace) -> int:
         from autospace.cost.units import parse_madds
 
         overrides.insert(0, f"budget_madds={parse_madds(args.budget_madds)}")
+    args.method = args.method or (_evolve_method_of(Path(args.resume)) if args.resume else "autospace")
+    if args.pool is not None:
+        if args.method != "nse":
+            raise AutospaceError("--pool belongs to --method nse (the DEA evolves cells, it has no operator pool)")
+        overrides.insert(0, f"pool={Path(args.pool).resolve()}")
     if args.resume:
         out = Path(args.resume)
         space = evolve(args.method, _resumed_config(_evolve_config_class(args.method), out, overrides),
@@ -171,6 +176,20 @@ def _command_run(args: argparse.Namespace) -> int:
     print(f"report: {out / 'report.md'}")
     print(json.dumps({key: metrics[key] for key in ("test_top1", "params", "madds", "wall_time_s") if key in metrics}))
     return 0
+
+
+def _evolve_method_of(run_dir: Path) -> str:
+    """The evolve method of a run folder, from its config.yaml header (the config class it holds)."""
+    from autospace.evolve import EVOLVE_METHODS
+
+    try:
+        first_line = (run_dir / "config.yaml").read_text(encoding="utf-8").split("\n", 1)[0]
+    except (OSError, UnicodeDecodeError):
+        return "autospace"  # the resume itself reports the missing or unreadable config
+    for method, (config_class, _) in EVOLVE_METHODS.items():
+        if first_line.startswith(f"# {config_class.__name__},"):
+            return method
+    return "autospace"
 
 
 def _evolve_config_class(method: str):
@@ -237,13 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     profile.set_defaults(handler=_command_profile)
 
     evolve = commands.add_parser("evolve", help="learn a layer-wise search space (writes space.json)")
-    evolve.add_argument("--method", default="autospace", choices=("autospace",),
-                        help="space learner: autospace (the DEA)")
+    evolve.add_argument("--method", choices=("autospace", "nse"),
+                        help="space learner: autospace (the DEA, default) or nse (progressive space evolution "
+                             "with multi-branch layers); --resume finds it in the run folder")
     evolve.add_argument("--budget-madds", help="MAdds budget of the final network, e.g. 60M")
     evolve.add_argument("--preset", help="macro skeleton: cifar, cifar-small or imagenet")
     evolve.add_argument("--out", help="run folder to create")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (quick, cifar10) or a YAML path")
+    evolve.add_argument("--pool", help="nse: a space.json whose cells join the operator pool")
+    _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (autospace) or configs/nse (nse): "
+                                    "quick, cifar10; or a YAML path")
     evolve.set_defaults(handler=_command_evolve)
 
     search = commands.add_parser("search", help="search a network in a space (writes arch.json)")
@@ -259,8 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="evolve -> search -> train in one run folder, with report.md")
     run.add_argument("--budget-madds", help="MAdds budget, e.g. 60M")
     run.add_argument("--search-method", choices=("proxyless-g", "proxyless-rl", "spos"))
-    run.add_argument("--space-method", choices=("autospace", "manual"),
-                     help="search in a space evolved by autospace (default) or in the manual space")
+    run.add_argument("--space-method", choices=("autospace", "nse", "manual"),
+                     help="search in a space evolved by autospace (the DEA, default) or by nse, or in the "
+                          "manual space")
     run.add_argument("--out", help="run folder to create")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR, at the stage it stopped in")
     _add_common_run_options(run, "run preset: a name in configs/run (quick, cifar10) or a YAML path; "

@@ -43,6 +43,8 @@ def write_run_report(out: str | Path) -> Path:
         lines += ["## Learned space", ""] + table[2:] + [""]
         if (out / "evolve" / "fitness.png").exists():
             lines += ["![fitness of the final top cells](evolve/fitness.png)", ""]
+        if (out / "evolve" / "pareto.png").exists():
+            lines += ["![NSE: MAdds vs held-out accuracy of the last round's architectures](evolve/pareto.png)", ""]
     if (out / "search" / "arch.json").exists():
         network = load_arch(out / "search" / "arch.json")
         cost = network_cost(network)

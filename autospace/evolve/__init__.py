@@ -7,8 +7,10 @@ from pathlib import Path
 from autospace.errors import AutospaceError
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.dea import evolve_autospace
+from autospace.evolve.nse import evolve_nse
+from autospace.evolve.nse_config import NseConfig
 
-EVOLVE_METHODS = {"autospace": (EvolveConfig, evolve_autospace)}
+EVOLVE_METHODS = {"autospace": (EvolveConfig, evolve_autospace), "nse": (NseConfig, evolve_nse)}
 
 
 def evolve(method: str, config, out: str | Path, resume: bool = False):
@@ -18,4 +20,4 @@ def evolve(method: str, config, out: str | Path, resume: bool = False):
     return EVOLVE_METHODS[method][1](config, out, resume=resume)
 
 
-__all__ = ["EVOLVE_METHODS", "EvolveConfig", "evolve", "evolve_autospace"]
+__all__ = ["EVOLVE_METHODS", "EvolveConfig", "NseConfig", "evolve", "evolve_autospace", "evolve_nse"]

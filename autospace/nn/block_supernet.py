@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from autospace.arch.blocks import Block, ZeroBlock
+from autospace.arch.blocks import Block, MultiBranch, ZeroBlock
 from autospace.arch.network import Network
 from autospace.arch.space import SearchSpace
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
@@ -89,6 +89,7 @@ class BlockSupernet(nn.Module):
         fixed_madds = stem_cost(skeleton).madds + head_cost(skeleton, last, slots[-1].output_size).madds
         fixed_madds += sum(block_cost(skeleton.first_block, slot).madds for slot in slots if not slot.searchable)
         self._fixed_madds = fixed_madds
+        self._has_residual = [slot.has_residual for slot in searchable]
 
     @property
     def num_layers(self) -> int:
@@ -107,7 +108,10 @@ class BlockSupernet(nn.Module):
     def forward(self, x, paths: Sequence[Path], logits: Sequence[torch.Tensor] | None = None):
         """`paths[l] = (active, chosen)` per searchable layer: `((i,), i)` runs candidate i alone;
         two or more active candidates run through `gates.gated_output` with `logits[l]` (shape
-        `(len(choices[l]),)`), whose gradient is the binary-gate estimator."""
+        `(len(choices[l]),)`), whose gradient is the binary-gate estimator.
+        `(active, None)` is a multi-branch layer (NSE): the mean of the active candidates'
+        outputs (each adds its own residual, so the identity is carried once), and `((), None)`
+        skips the layer (only where it has a residual)."""
         if len(paths) != len(self._candidates):
             raise AutospaceError(f"got {len(paths)} paths for {len(self._candidates)} searchable layers")
         if logits is not None and len(logits) != len(self._candidates):
@@ -116,7 +120,10 @@ class BlockSupernet(nn.Module):
         for layer in self._fixed:
             x = layer(x)
         for index, (modules, (active, chosen)) in enumerate(zip(self._candidates, paths)):
-            x = gated_output(modules, x, active, chosen, None if logits is None else logits[index])
+            if chosen is None:
+                x = branch_mean(modules, x, active, self._has_residual[index], index)
+            else:
+                x = gated_output(modules, x, active, chosen, None if logits is None else logits[index])
         x = self.head(x).mean((2, 3))
         return self.classifier(self.dropout(x))
 
@@ -135,6 +142,19 @@ class BlockSupernet(nn.Module):
         """The network (arch data) with block `choices[l][choice[l]]` in each searchable layer."""
         choice = self._check_choice(choice)
         return self.skeleton.network([blocks[index] for blocks, index in zip(self.choices, choice)])
+
+    def branch_network(self, masks: Sequence[Sequence[int]]) -> Network:
+        """The network with, in each searchable layer, the multi-branch block of the candidates
+        `masks[l]` (one candidate: that block; none: `ZeroBlock`), as `forward` runs `(masks[l], None)`."""
+        if len(masks) != len(self.choices):
+            raise AutospaceError(f"got {len(masks)} masks for {len(self.choices)} searchable layers")
+        blocks = []
+        for layer, (mask, candidates) in enumerate(zip(masks, self.choices)):
+            if not all(0 <= int(i) < len(candidates) for i in mask):
+                raise AutospaceError(f"layer {layer}: mask {tuple(mask)} has an index outside [0, {len(candidates)})")
+            chosen = [candidates[int(i)] for i in sorted(mask)]
+            blocks.append(ZeroBlock() if not chosen else chosen[0] if len(chosen) == 1 else MultiBranch(tuple(chosen)))
+        return self.skeleton.network(blocks)
 
     def path_state_dict(self, choice: Sequence[int]) -> dict[str, torch.Tensor]:
         """A strict state dict for `build_network(self.path_network(choice))`: that module then
@@ -160,6 +180,19 @@ class BlockSupernet(nn.Module):
         """MAdds of the stem, the fixed first block, the head and the classifier: a network's
         MAdds are this plus the chosen candidates' `candidate_madds`."""
         return self._fixed_madds
+
+
+def branch_mean(modules: Sequence[nn.Module], x, active: Sequence[int], has_residual: bool, layer: int):
+    """A multi-branch layer's output: the mean of the active candidates' outputs; x if none is active."""
+    if not active:
+        if not has_residual:
+            raise AutospaceError(f"layer {layer}: a multi-branch mask with no branch is only valid where the "
+                                 f"layer has a residual; turn at least one candidate on")
+        return x
+    total = modules[active[0]](x)
+    for index in active[1:]:
+        total = total + modules[index](x)
+    return total / len(active) if len(active) > 1 else total
 
 
 def network_madds_of_choice(supernet: BlockSupernet, choice: Sequence[int]) -> int:

@@ -9,6 +9,7 @@ import torch.nn.functional as functional
 from torch import nn
 
 from autospace.data import normalize_batch
+from autospace.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum, shard_range
 
 
 def evaluate(
@@ -21,26 +22,32 @@ def evaluate(
     autocast_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     indices: torch.Tensor | None = None,
+    distributed: Distributed = SINGLE_PROCESS,
 ) -> tuple[float, float]:
     """(mean cross-entropy, accuracy as a fraction in [0, 1]) over `images[indices]` (default: all).
 
     Images are uint8 (N, C, H, W) on the model's device, normalised batch by
     batch. The model runs in eval mode (BN running statistics, no dropout) and
     is put back in the mode it was in. One device sync, at the end.
+
+    Under torchrun (`distributed`) each rank evaluates its contiguous part of the
+    images and the sums are all-reduced: every rank returns the same figures.
     """
     was_training = model.training
     model.eval()
     device = images.device
     count = images.shape[0] if indices is None else indices.shape[0]
+    first, last = shard_range(distributed, count)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     try:
         with torch.no_grad():
-            for start in range(0, count, batch_size):
+            for start in range(first, last, batch_size):
+                stop = min(start + batch_size, last)
                 if indices is None:
-                    batch_images, batch_labels = images[start:start + batch_size], labels[start:start + batch_size]
+                    batch_images, batch_labels = images[start:stop], labels[start:stop]
                 else:
-                    chosen = indices[start:start + batch_size]
+                    chosen = indices[start:stop]
                     batch_images, batch_labels = images[chosen], labels[chosen]
                 inputs = normalize_batch(batch_images, mean, std, channels_last=channels_last)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -52,4 +59,6 @@ def evaluate(
         model.train(was_training)
     if count == 0:
         return float("nan"), float("nan")
+    loss_sum = all_reduce_sum(distributed, loss_sum)
+    correct = all_reduce_sum(distributed, correct)
     return loss_sum.item() / count, correct.item() / count

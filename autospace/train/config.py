@@ -16,7 +16,8 @@ from autospace.errors import AutospaceError
 # Keys that may differ between a run and its resumption without changing the
 # result (where the data lives, how progress is shown, where it runs). Any
 # other difference would make the resumed run a different run.
-RESUME_FREE_KEYS = ("data_dir", "device", "progress", "log_every", "eval_batch_size", "compile", "tensorboard")
+RESUME_FREE_KEYS = ("data_dir", "device", "progress", "log_every", "eval_batch_size", "compile", "tensorboard",
+                    "skip_nonfinite")
 
 
 def _help(text: str) -> dict:
@@ -71,12 +72,18 @@ class TrainConfig:
         "also write the per-epoch figures as TensorBoard scalars in RUN_DIR/tensorboard"))
     log_every: int = field(default=50, metadata=_help(
         "steps between progress-bar updates (each one waits for the device)"))
+    skip_nonfinite: int = field(default=0, metadata=_help(
+        "tolerate this many non-finite steps in the run: a step whose loss or gradient is not finite is "
+        "skipped (no update, BN statistics restored) and one more stops the run; 0: the first non-finite "
+        "epoch loss stops it. N > 0 checks every step (one device sync per step)"))
 
     def __post_init__(self) -> None:
         if isinstance(self.compile, bool):  # YAML reads `compile: off` as false
             object.__setattr__(self, "compile", "default" if self.compile else "off")
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every", "log_every"):
             _positive(name, getattr(self, name))
+        if self.skip_nonfinite < 0:
+            raise AutospaceError(f"skip_nonfinite is {self.skip_nonfinite!r}; it must be an integer >= 0")
         for name in ("train_subset", "test_subset"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))

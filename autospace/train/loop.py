@@ -12,6 +12,12 @@ Resuming loads the newest readable checkpoint and continues from its epoch
 boundary; every random stream (weight init / dropout, shuffling and
 augmentation) is restored, so on CPU the final weights equal an
 uninterrupted run's bit for bit.
+
+Under torchrun (`autospace.distributed`) every rank draws the same global
+batches and trains on its slice; gradients are averaged and BN sees the
+global batch, so the run equals a one-process run with the same batch_size up
+to floating-point reduction order. Rank 0 alone writes the run folder; every
+rank reads the checkpoint on --resume.
 """
 
 from __future__ import annotations
@@ -30,11 +36,16 @@ from autospace.atomic import append_jsonl, atomic_torch_save, atomic_write_json,
 from autospace.compiled import maybe_compile, resolve_compile
 from autospace.config import config_differences, config_from_dict, config_to_dict, save_config
 from autospace.cost import network_cost
-from autospace.data import ImageDataset, augment_batch, epoch_batches, normalize_batch
+from autospace.data import ImageDataset, apply_augmentation, draw_augmentation, epoch_batches, normalize_batch
 from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.distributed import (
+    all_reduce_sum, average_gradients, barrier, check_same_on_all_ranks, init_distributed, require_divisible_batch,
+    shard_batch, sync_batch_layers,
+)
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
 from autospace.checkpoints import require_finite_loss
+from autospace.nonfinite import NonfiniteSteps
 from autospace.tensorboard import ScalarMirror
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
@@ -55,15 +66,20 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         require_new_run_dir(run_dir)
     _check_data_fits(network, dataset)
     device = resolve_device(config.device)
+    dist = init_distributed(device.type)
+    device = dist.local_device(device)
+    require_divisible_batch(dist, config.batch_size)
+    barrier(dist)  # every rank has looked at the folder before rank 0 writes into it
     autocast_dtype = resolve_precision(config.precision, device)
     channels_last = resolve_channels_last(config.channels_last, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     # Everything needed to resume is in the folder from the first second on.
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(run_dir / "config.yaml", config)
     cost = network_cost(network)
-    save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(run_dir / "config.yaml", config)
+        save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
 
     # Subsample on the CPU before the move, so the chosen images do not depend on the device.
     if config.train_subset is not None or config.test_subset is not None:
@@ -84,13 +100,15 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(config.seed)
-        model = build_network(network).to(device=device, memory_format=memory_format)
+        model = sync_batch_layers(dist, build_network(network).to(device=device, memory_format=memory_format))
         # One generator, on the data's device, for shuffling and augmentation: draws never leave the device.
         generator = torch.Generator(device=device).manual_seed(config.seed)
         optimizer = make_optimizer(model, config.lr, config.momentum, config.nesterov, config.weight_decay)
         # Compiled only where the graph is fixed: this network's training and evaluation steps.
         forward = maybe_compile(model, config.compile, device)
 
+        guard = NonfiniteSteps(config.skip_nonfinite, "train", run_dir,
+                               f"lower lr (now {config.lr}) or raise warmup_epochs, then --resume", dist)
         start_epoch, history, elapsed_before = 0, [], 0.0
         found = load_latest_checkpoint(run_dir) if resume else None
         if found is not None:
@@ -104,14 +122,17 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                 torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
             start_epoch, history = checkpoint["epoch"], list(checkpoint["metrics"])
             elapsed_before = checkpoint["elapsed_seconds"]
+            guard.load_state_dict(checkpoint.get("nonfinite"))
         # metrics.jsonl holds exactly the checkpointed epochs: lines logged after the checkpoint
         # (a kill between the two writes) are dropped, and a missing line is restored.
-        atomic_write_text(run_dir / "metrics.jsonl", "".join(_json_line(record) for record in history))
+        if dist.is_main:
+            atomic_write_text(run_dir / "metrics.jsonl", "".join(_json_line(record) for record in history))
 
         session_start = time.perf_counter()
         step = start_epoch * steps_per_epoch
-        scalars = ScalarMirror(run_dir, config.tensorboard)
-        progress = tqdm(total=total_steps, initial=step, disable=not config.progress, unit="step",
+        show = config.progress and dist.is_main
+        scalars = ScalarMirror(run_dir, config.tensorboard and dist.is_main)
+        progress = tqdm(total=total_steps, initial=step, disable=not show, unit="step",
                         dynamic_ncols=True, file=sys.stderr)
         for epoch in range(start_epoch, config.epochs):
             model.train()
@@ -122,31 +143,45 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
             seen = 0
             for batch_index, indices in enumerate(epoch_batches(data.train_count, config.batch_size, generator,
                                                                 drop_last=True)):
-                images, labels = data.train_images[indices], data.train_labels[indices]
+                # Every rank draws the same global batch and its augmentation, and keeps its slice.
+                local = shard_batch(dist, indices)
+                images, labels = data.train_images[local], data.train_labels[local]
                 if config.augment:
-                    images = augment_batch(images, generator, padding=config.crop_padding, flip=config.flip)
+                    offsets, flips = draw_augmentation(indices.shape[0], config.crop_padding, generator, device,
+                                                       config.flip)
+                    images = apply_augmentation(images, shard_batch(dist, offsets), shard_batch(dist, flips),
+                                                config.crop_padding)
                 inputs = normalize_batch(images, data.mean, data.std, channels_last=channels_last)
                 lr = learning_rate_at(step, total_steps, warmup_steps, config.lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                guard.remember(model)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     logits = forward(inputs)
                 # fp32 loss: bf16 log-softmax is too coarse for label smoothing's small targets.
                 loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                average_gradients(dist, model.parameters())
                 step += 1
+                progress.update(1)
+                if not guard.accept(loss, (p.grad for p in model.parameters()), f"step {step} (epoch {epoch + 1})"):
+                    continue
+                optimizer.step()
                 loss_sum += loss.detach() * labels.shape[0]
                 correct += (logits.detach().argmax(dim=1) == labels).sum()
                 seen += labels.shape[0]
-                progress.update(1)
-                if config.progress and (batch_index + 1) % config.log_every == 0:
+                if show and (batch_index + 1) % config.log_every == 0 and seen:
                     # The only mid-epoch sync, and only when someone is watching.
                     rate = seen / (time.perf_counter() - epoch_start)
                     progress.set_postfix_str(f"epoch {epoch + 1}/{config.epochs} loss {loss_sum.item() / seen:.3f} "
                                              f"acc {correct.item() / seen:.3f} {rate:.0f} img/s lr {lr:.4f}")
-            train_loss, train_accuracy = loss_sum.item() / seen, correct.item() / seen  # syncs the device
+            # The figures of the global batch, the same on every rank (one all-reduce per epoch).
+            totals = all_reduce_sum(dist, torch.stack([loss_sum.double(), correct.double(),
+                                                       torch.tensor(float(seen), dtype=torch.float64, device=device)]))
+            loss_total, correct_total, seen = totals.tolist()  # syncs the device
+            train_loss = loss_total / seen if seen else float("nan")
+            train_accuracy = correct_total / seen if seen else float("nan")
             train_seconds = time.perf_counter() - epoch_start
             require_finite_loss(train_loss, "train", f"epoch {epoch + 1}", run_dir,
                                 f"lower lr (now {config.lr}) or raise warmup_epochs, then --resume")
@@ -154,7 +189,8 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
             test_loss = test_accuracy = None
             if (epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs:
                 test_loss, test_accuracy = evaluate(forward, data.test_images, data.test_labels, data.mean, data.std,
-                                                    config.eval_batch_size, autocast_dtype, channels_last)
+                                                    config.eval_batch_size, autocast_dtype, channels_last,
+                                                    distributed=dist)
             record = {
                 "epoch": epoch + 1, "step": step,
                 "train_loss": train_loss, "train_accuracy": train_accuracy,
@@ -163,33 +199,37 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                 "epoch_seconds": time.perf_counter() - epoch_start,
                 "elapsed_seconds": elapsed_before + time.perf_counter() - session_start,
             }
+            if guard.enabled:
+                record["skipped_nonfinite"] = guard.skipped
             history.append(record)
-            # Log line first, checkpoint second: resume trims any line the checkpoint lacks.
-            append_jsonl(run_dir / "metrics.jsonl", record)
-            scalars.log("train", record, epoch + 1)
-            save_checkpoint(run_dir, {
-                "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "step": step,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "rng": {"data": generator.get_state(), "torch": torch.get_rng_state(),
-                        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-                "metrics": history, "elapsed_seconds": record["elapsed_seconds"],
-                "config": config_to_dict(config), "arch": arch_to_dict(network),
-            })
-            if config.progress:
+            if dist.is_main:
+                # Log line first, checkpoint second: resume trims any line the checkpoint lacks.
+                append_jsonl(run_dir / "metrics.jsonl", record)
+                scalars.log("train", record, epoch + 1)
+                save_checkpoint(run_dir, {
+                    "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "step": step,
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "rng": {"data": generator.get_state(), "torch": torch.get_rng_state(),
+                            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+                    "metrics": history, "elapsed_seconds": record["elapsed_seconds"],
+                    "config": config_to_dict(config), "arch": arch_to_dict(network),
+                    "nonfinite": guard.state_dict(),
+                })
+            if show:
                 shown = "-" if test_accuracy is None else f"{test_accuracy:.4f}"
                 progress.write(f"epoch {epoch + 1}/{config.epochs} train loss {train_loss:.4f} "
                                f"acc {train_accuracy:.4f} test acc {shown} {record['images_per_second']:.0f} img/s")
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
                 progress.close()
                 scalars.close()
+                barrier(dist)
                 return {"stopped_after_epoch": epoch + 1, "history": history}
         progress.close()
         scalars.close()
 
     final = history[-1]
-    atomic_torch_save(run_dir / "model.pt", {key: value.detach().cpu().contiguous()
-                                             for key, value in model.state_dict().items()})
-    save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
+    check_same_on_all_ranks(dist, {"model": model.state_dict(), "optimizer": optimizer.state_dict()["state"]},
+                            "the trained weights and optimiser state")
     metrics = {
         "test_top1": 100.0 * final["test_accuracy"],
         "test_accuracy": final["test_accuracy"],
@@ -212,8 +252,14 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         "hardware": hardware_info(device),
         "seed": config.seed,
         "torch_version": torch.__version__,
+        "world_size": dist.world_size,
     }
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    if dist.is_main:
+        atomic_torch_save(run_dir / "model.pt", {key: value.detach().cpu().contiguous()
+                                                 for key, value in model.state_dict().items()})
+        save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
+        atomic_write_json(run_dir / "metrics.json", metrics)
+    barrier(dist)  # whoever reads the run folder next (autospace run's report) finds it complete
     return metrics
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
+from autospace.compiled import is_compiled, maybe_compile
 from autospace.data import normalize_batch
 from autospace.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum, shard_range
 
@@ -23,6 +24,7 @@ def evaluate(
     channels_last: bool = False,
     indices: torch.Tensor | None = None,
     distributed: Distributed = SINGLE_PROCESS,
+    compile: str | bool = "off",
 ) -> tuple[float, float]:
     """(mean cross-entropy, accuracy as a fraction in [0, 1]) over `images[indices]` (default: all).
 
@@ -32,7 +34,15 @@ def evaluate(
 
     Under torchrun (`distributed`) each rank evaluates its contiguous part of the
     images and the sums are all-reduced: every rank returns the same figures.
+
+    `compile` (see `autospace.compiled`) compiles `model` first; a model that
+    is already compiled (as the training loop passes it) stays as it is. A
+    compiled model sees every batch at full size: the last, partial batch is
+    padded with zero images whose outputs are dropped (in eval mode each
+    image's output is independent of the others), so one graph serves all.
     """
+    model = maybe_compile(model, compile, images.device)
+    pad_last = is_compiled(model)
     was_training = model.training
     model.eval()
     device = images.device
@@ -49,9 +59,14 @@ def evaluate(
                 else:
                     chosen = indices[start:stop]
                     batch_images, batch_labels = images[chosen], labels[chosen]
+                missing = batch_size - batch_images.shape[0] if pad_last else 0
+                if missing:
+                    batch_images = torch.cat([batch_images, batch_images.new_zeros((missing, *batch_images.shape[1:]))])
                 inputs = normalize_batch(batch_images, mean, std, channels_last=channels_last)
                 with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                     logits = model(inputs)
+                if missing:
+                    logits = logits[: batch_labels.shape[0]]
                 # Loss in fp32 whatever the autocast dtype: bf16 log-softmax loses digits.
                 loss_sum += functional.cross_entropy(logits.float(), batch_labels, reduction="sum").double()
                 correct += (logits.argmax(dim=1) == batch_labels).sum()

@@ -28,6 +28,7 @@ from autospace.device import hardware_info, resolve_channels_last, resolve_devic
 from autospace.evolve.population import LayerPopulation, layer_madds_caps
 from autospace.nn import build_network
 from autospace.nn.supernet import CellSupernet
+from autospace.train.optim import fast_update_options
 
 
 def synchronize(device):
@@ -83,7 +84,8 @@ def main() -> None:
     supernet = CellSupernet(skeleton, generator)
     supernet.set_candidates(cells, [[0.0] * len(layer) for layer in cells], generator)
     supernet = supernet.to(device=device, memory_format=memory_format)
-    weights = torch.optim.SGD(supernet.weight_parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    weights = torch.optim.SGD(supernet.weight_parameters(), lr=0.01, momentum=0.9, nesterov=True,
+                              **fast_update_options(supernet.weight_parameters()))
     inputs = torch.randn(args.batch_size, 3, skeleton.resolution, skeleton.resolution, device=device)
     inputs = inputs.contiguous(memory_format=memory_format)
     labels = torch.randint(0, skeleton.num_classes, (args.batch_size,), device=device)
@@ -106,12 +108,14 @@ def main() -> None:
         weight_step([((index,), index) for _ in cells])
     sampler = torch.Generator().manual_seed(args.seed + 1)
     ratios_weight, ratios_fitness, memory_weight, memory_fitness = [], [], [], []
+    alone_times, weight_times, fitness_times = [], [], []
     for _ in range(args.paths):
         weight_paths = supernet.sample_weight_paths(sampler)
         fitness_paths = supernet.sample_fitness_paths(sampler)
         alone = build_network(supernet.path_network(weight_paths)).to(device=device, memory_format=memory_format)
         alone.load_state_dict(supernet.path_state_dict(weight_paths))
-        alone_optimizer = torch.optim.SGD(alone.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+        alone_optimizer = torch.optim.SGD(alone.parameters(), lr=0.01, momentum=0.9, nesterov=True,
+                                          **fast_update_options(alone.parameters()))
 
         def alone_step():
             loss = loss_of(alone)
@@ -124,6 +128,9 @@ def main() -> None:
         alone_time = statistics.median(timed(device, alone_step) for _ in range(args.repeats))
         weight_time = statistics.median(timed(device, lambda: weight_step(weight_paths)) for _ in range(args.repeats))
         fitness_time = statistics.median(timed(device, lambda: fitness_step(fitness_paths)) for _ in range(args.repeats))
+        alone_times.append(1000 * alone_time)
+        weight_times.append(1000 * weight_time)
+        fitness_times.append(1000 * fitness_time)
         ratios_weight.append(weight_time / alone_time)
         ratios_fitness.append(fitness_time / alone_time)
         alone_memory = peak_memory(device, alone_step)
@@ -141,7 +148,9 @@ def main() -> None:
         "fitness_step_ratio": summary(ratios_fitness), "fitness_step_ratio_max": round(max(ratios_fitness), 3),
         "weight_step_memory_ratio": summary(memory_weight), "fitness_step_memory_ratio": summary(memory_fitness),
         "precision": str(autocast_dtype or "fp32"), "channels_last": channels_last,
-        "device": hardware_info(device).get("device_name", str(device)),
+        "median_step_ms": {"alone": summary(alone_times), "weight": summary(weight_times),
+                           "fitness": summary(fitness_times)},
+        "device": hardware_info(device).get("device_name", str(device)), "hardware": hardware_info(device),
     }))
 
 

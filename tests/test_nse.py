@@ -297,3 +297,34 @@ def test_pool_from_a_learned_space_adds_its_cells(tmp_path):
     assert all(len(pool) == 4 and pool[-1] == cell for pool in pools)
     with pytest.raises(AutospaceError, match="searchable layers"):
         layer_pools(3, irb=True, dilated=True, space=space)
+
+
+def test_search_returns_multi_branch_networks_and_train_takes_them(tmp_path):
+    """A space whose candidates are multi-branch blocks: spos finds a multi-branch network,
+    `autospace train` trains it, and its counted MAdds equal the analytic ones."""
+    from autospace.arch import MultiBranch, load_arch
+    from autospace.arch.codec import save_space
+    from autospace.arch.space import Candidate, SearchSpace
+    from autospace.cost import network_cost
+    from autospace.search import search
+    from autospace.search.config import SearchConfig
+    from autospace.train import train
+    from autospace.train.config import TrainConfig
+    from tests.test_cost import counted_network_cost
+
+    skeleton = preset_skeleton("cifar-small")
+    pair = MultiBranch((InvertedResidual(3, 1), InvertedResidual(5, 3)))
+    triple = MultiBranch((InvertedResidual(3, 1), InvertedResidual(7, 1), InvertedResidual(3, 1, dilation=2)))
+    space = SearchSpace(skeleton, tuple((Candidate(pair), Candidate(triple)) for _ in skeleton.searchable_slots()))
+    save_space(tmp_path / "space.json", space)
+    config = SearchConfig(method="spos", space=str(tmp_path / "space.json"), target_madds=40_000_000,
+                          data="synthetic:256,64", epochs=1, batch_size=32, population=4, top=2, mutations=2,
+                          crossovers=2, generations=1, recalibration_batches=1, eval_batches=1, progress=False,
+                          device="cpu")
+    search(config, tmp_path / "search")
+    network = load_arch(tmp_path / "search" / "arch.json")
+    assert any(isinstance(layer.block, MultiBranch) for layer in network.layers)
+    assert network_cost(network) == counted_network_cost(network)
+    metrics = train(network, TrainConfig(data="synthetic:128,64", epochs=1, batch_size=32, progress=False,
+                                         device="cpu"), tmp_path / "train")
+    assert metrics["madds"] == network_cost(network).madds

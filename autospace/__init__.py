@@ -30,6 +30,7 @@ _API = {
     "export_model": ("autospace.export", "export_model"),
     "draw": ("autospace.show", "draw"),
     "EvolveConfig": ("autospace.evolve", "EvolveConfig"),
+    "NseConfig": ("autospace.evolve", "NseConfig"),
     "SearchConfig": ("autospace.search", "SearchConfig"),
     "TrainConfig": ("autospace.train", "TrainConfig"),
     "RunConfig": ("autospace.pipeline", "RunConfig"),

@@ -62,6 +62,10 @@ class EvolveConfig:
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on; faster on CUDA and CPU)", "auto")
     progress: bool = _help("show a progress bar", True)
+    skip_nonfinite: int = _help(
+        "tolerate this many non-finite steps in the run: a step whose loss or gradient is not finite is "
+        "skipped (no update, BN statistics restored) and one more stops the run; 0: the first non-finite "
+        "regeneration loss stops it. N > 0 checks every step (one device sync per step)", 0)
     tensorboard: bool = _help("also write the per-regeneration figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
@@ -71,7 +75,7 @@ class EvolveConfig:
         require_at_least(self, 1, "budget_madds", "population_size", "tournament_size", "max_distance",
                          "epochs", "batch_size", "fitness_every", "regenerate_every", "top_k", "train_subset")
         require_at_least(self, 2, "candidates_per_layer")
-        require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay")
+        require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay", "skip_nonfinite")
         require_between(self, 0.0, 1.0, "momentum", "constrained_fraction", "weight_momentum", "label_smoothing")
         require_between(self, 0.01, 0.9, "validation_fraction")
         require_at_least(self, 1.0, "cap_slack")

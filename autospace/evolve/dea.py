@@ -7,6 +7,11 @@ with the binary-gate gradient scaled by T_bar / T_i (Eq. 4); every N weight
 steps the fitness goes back to the population with momentum (Eq. 5), winners
 of tournaments are mutated into offspring, the oldest or weakest leave, and
 the supernet is rebuilt from the weight banks (weights are inherited).
+
+Under torchrun (`autospace.distributed`) every rank holds the same populations
+and samples the same cells; each trains on its slice of every global batch,
+weight and fitness gradients are averaged and BN sees the global batch, so all
+ranks keep identical populations, fitness and weights. Rank 0 writes the folder.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ from autospace.cost.analytic import block_cost
 from autospace.data import load_dataset, stratified_split
 from autospace.data.stream import BatchStream
 from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.distributed import (
+    all_reduce_mean, average_gradients, average_tensors, barrier, check_same_on_all_ranks, init_distributed,
+    require_divisible_batch, sync_batch_layers,
+)
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import (
     load_evolution_checkpoint, load_optimizer_state_by_name, optimizer_state_by_name, restore_supernet,
@@ -40,6 +49,7 @@ from autospace.evolve.config import EvolveConfig
 from autospace.evolve.population import LayerPopulation, layer_madds_caps
 from autospace.evolve.report import write_fitness_plot, write_space_table
 from autospace.nn.supernet import CellSupernet
+from autospace.nonfinite import NonfiniteSteps
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.optim import fast_update_options, learning_rate_at
 
@@ -95,11 +105,16 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     """Run the DEA and write `out/space.json`; `resume` continues from the last checkpoint."""
     out = Path(out)
     started = time.perf_counter()
+    device = resolve_device(config.device)
+    dist = init_distributed(device.type)
+    device = dist.local_device(device)
+    require_divisible_batch(dist, config.batch_size)
     if not resume:
         require_new_run_dir(out)
+    barrier(dist)  # every rank has looked at the folder before rank 0 writes into it
+    if not resume and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", config)
-    device = resolve_device(config.device)
     autocast_dtype = resolve_precision(config.precision, device)
     channels_last = resolve_channels_last(config.channels_last, device)
 
@@ -112,9 +127,11 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         dataset.train_labels, validation_fraction=config.validation_fraction, seed=config.seed)
     images = dataset.train_images.to(device)
     train_stream = BatchStream(images, dataset.train_labels, train_indices, config.batch_size,
-                               dataset.mean, dataset.std, seed=config.seed, channels_last=channels_last)
+                               dataset.mean, dataset.std, seed=config.seed, channels_last=channels_last,
+                               distributed=dist)
     validation_stream = BatchStream(images, dataset.train_labels, validation_indices, config.batch_size,
-                                    dataset.mean, dataset.std, seed=config.seed + 1, channels_last=channels_last)
+                                    dataset.mean, dataset.std, seed=config.seed + 1, channels_last=channels_last,
+                                    distributed=dist)
 
     reference = parse_reference(config.reference)
     caps = layer_madds_caps(skeleton, config.budget_madds, reference, config.cap_slack)
@@ -140,8 +157,11 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             fitness.append([individual.fitness for individual in chosen])
             counts.append([individual.count for individual in chosen])
         supernet.set_candidates(cells, fitness, initialiser)
+        sync_batch_layers(dist, supernet)  # new bank modules see the global batch too
         return cells, counts
 
+    guard = NonfiniteSteps(config.skip_nonfinite, "evolve", out,
+                           f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume", dist)
     step, regeneration = 0, 0
     checkpoint = load_evolution_checkpoint(out) if resume else None
     if checkpoint is not None:
@@ -150,6 +170,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         for population, state in zip(populations, checkpoint["populations"]):
             population.load_state(state)
         cells = restore_supernet(supernet, checkpoint["supernet"], initialiser)
+        sync_batch_layers(dist, supernet)
         initialiser.set_state(checkpoint["initialiser"])
         counts = checkpoint["counts"]
         optimizer = weight_optimizer(supernet, config)
@@ -157,10 +178,12 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         train_stream.load_state_dict(checkpoint["train_stream"])
         validation_stream.load_state_dict(checkpoint["validation_stream"])
         step, regeneration = checkpoint["step"], checkpoint["regeneration"]
-        truncate_jsonl(out / "history.jsonl", regeneration)
+        guard.load_state_dict(checkpoint.get("nonfinite"))
+        if dist.is_main:
+            truncate_jsonl(out / "history.jsonl", regeneration)
         started -= checkpoint["elapsed_seconds"]
     else:
-        if resume:  # killed before the first checkpoint: begin again in the same folder
+        if resume and dist.is_main:  # killed before the first checkpoint: begin again in the same folder
             truncate_jsonl(out / "history.jsonl", 0)
         for population in populations:
             population.initialise(config.population_size, rng)
@@ -168,14 +191,14 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         optimizer = weight_optimizer(supernet, config)
     alpha_optimizer = fitness_optimizer(supernet, config)
 
-    scalars = ScalarMirror(out, config.tensorboard)
+    scalars = ScalarMirror(out, config.tensorboard and dist.is_main)
     progress = None
-    if config.progress:
+    if config.progress and dist.is_main:
         from tqdm import tqdm
         progress = tqdm(total=total_steps, initial=step, desc="evolve", dynamic_ncols=True)
     running_loss = torch.zeros((), device=device)
     running_fitness_loss = torch.zeros((), device=device)
-    fitness_steps = 0  # in the current regeneration window
+    fitness_steps = weight_steps = 0  # in the current regeneration window
     supernet.train()
     while step < total_steps:
         # -- weight step: one sampled cell per layer, training split ---------------------------
@@ -184,32 +207,40 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             group["lr"] = lr
         paths = supernet.sample_weight_paths(sampler, uniform=step < warmup_steps)
         inputs, labels = train_stream.next()
+        guard.remember(supernet)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = supernet(inputs, paths)
         loss = functional.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        for layer_counts, (_, chosen) in zip(counts, paths):
-            layer_counts[chosen] += 1
-        running_loss += loss.detach()
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+        average_gradients(dist, parameters)
+        if guard.accept(loss, (parameter.grad for parameter in parameters), f"weight step {step + 1}"):
+            optimizer.step()
+            for layer_counts, (_, chosen) in zip(counts, paths):
+                layer_counts[chosen] += 1
+            running_loss += loss.detach()
+            weight_steps += 1
 
         # -- fitness step: two sampled cells per layer, held-out split ---------------------------
         if step >= warmup_steps and step % config.fitness_every == 0:
             paths = supernet.sample_fitness_paths(sampler)
             inputs, labels = validation_stream.next()
+            guard.remember(supernet)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = supernet(inputs, paths)
             fitness_loss = functional.cross_entropy(logits.float(), labels)
             # Only the alphas move on a fitness step: autograd.grad skips the weight gradients.
-            gradients = torch.autograd.grad(fitness_loss, supernet.alphas())
-            old_alphas = [alpha.detach().clone() for alpha in supernet.alphas()]
-            for alpha, gradient, layer_counts in zip(supernet.alphas(), gradients, counts):
-                alpha.grad = scale_fitness_gradient(gradient, layer_counts)
-            alpha_optimizer.step()
-            supernet.rescale_after_step(old_alphas, paths)
-            running_fitness_loss += fitness_loss.detach()
-            fitness_steps += 1
+            gradients = list(torch.autograd.grad(fitness_loss, supernet.alphas()))
+            average_tensors(dist, gradients)  # each rank's loss is on its slice of the held-out batch
+            if guard.accept(fitness_loss, gradients, f"the fitness step after weight step {step + 1}"):
+                old_alphas = [alpha.detach().clone() for alpha in supernet.alphas()]
+                for alpha, gradient, layer_counts in zip(supernet.alphas(), gradients, counts):
+                    alpha.grad = scale_fitness_gradient(gradient, layer_counts)
+                alpha_optimizer.step()
+                supernet.rescale_after_step(old_alphas, paths)
+                running_fitness_loss += fitness_loss.detach()
+                fitness_steps += 1
         step += 1
         if progress is not None:
             progress.update(1)
@@ -220,20 +251,24 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             alphas = [alpha.detach().float().cpu().tolist() for alpha in supernet.alphas()]
             for population, layer_cells, layer_alpha, layer_counts in zip(populations, cells, alphas, counts):
                 population.write_back(layer_cells, layer_alpha, layer_counts, config.momentum)
-            window = config.regenerate_every if step % config.regenerate_every == 0 else step % config.regenerate_every
+            # Means over the global batches, the same on every rank (one all-reduce per regeneration).
+            weight_total, fitness_total = all_reduce_mean(dist, torch.stack([running_loss,
+                                                                             running_fitness_loss])).tolist()
             record = {"regeneration": regeneration, "step": step, "epoch": train_stream.epoch,
-                      "weight_loss": running_loss.item() / window,
-                      "fitness_loss": running_fitness_loss.item() / max(fitness_steps, 1),
+                      "weight_loss": weight_total / weight_steps if weight_steps else float("nan"),
+                      "fitness_loss": fitness_total / max(fitness_steps, 1),
                       "fitness_steps": fitness_steps,
                       "constrained": step <= constrained_steps,
                       "populations": [population.state() for population in populations],
                       "elapsed_seconds": round(time.perf_counter() - started, 2)}
+            if guard.enabled:
+                record["skipped_nonfinite"] = guard.skipped
             require_finite_loss(record["weight_loss"] + record["fitness_loss"], "evolve",
                                 f"regeneration {regeneration} (step {step})", out,
                                 f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume")
             running_loss.zero_()
             running_fitness_loss.zero_()
-            fitness_steps = 0
+            fitness_steps = weight_steps = 0
             if step < total_steps:
                 constrained = step < constrained_steps
                 for population in populations:
@@ -243,8 +278,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 cells, counts = rebuild()
                 optimizer = weight_optimizer(supernet, config, previous=optimizer)
                 alpha_optimizer = fitness_optimizer(supernet, config)
-            append_jsonl(out / "history.jsonl", record)
-            scalars.log("evolve", record, step)
+            if dist.is_main:
+                append_jsonl(out / "history.jsonl", record)
+                scalars.log("evolve", record, step)
             if progress is not None:
                 best = [cell_to_string(population.top(1)[0].cell) for population in populations]
                 progress.set_postfix(epoch=train_stream.epoch + 1, loss=f"{record['weight_loss']:.3f}",
@@ -253,15 +289,16 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                f"{record['weight_loss']:.3f}, fitness loss {record['fitness_loss']:.3f}; best cells: "
                                + "; ".join(f"L{i} {name}" for i, name in enumerate(best[:3]))
                                + (" ..." if len(best) > 3 else ""))
-            save_evolution_checkpoint(out, {
-                "step": step, "regeneration": regeneration, "python_rng": rng.getstate(),
-                "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
-                "populations": [population.state() for population in populations],
-                "supernet": supernet_snapshot(supernet, cells), "counts": counts,
-                "weight_optimizer": optimizer_state_by_name(supernet, optimizer),
-                "train_stream": train_stream.state_dict(), "validation_stream": validation_stream.state_dict(),
-                "elapsed_seconds": time.perf_counter() - started,
-            })
+            if dist.is_main:
+                save_evolution_checkpoint(out, {
+                    "step": step, "regeneration": regeneration, "python_rng": rng.getstate(),
+                    "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
+                    "populations": [population.state() for population in populations],
+                    "supernet": supernet_snapshot(supernet, cells), "counts": counts,
+                    "weight_optimizer": optimizer_state_by_name(supernet, optimizer),
+                    "train_stream": train_stream.state_dict(), "validation_stream": validation_stream.state_dict(),
+                    "elapsed_seconds": time.perf_counter() - started, "nonfinite": guard.state_dict(),
+                })
             if stop_after_regeneration is not None and regeneration >= stop_after_regeneration and step < total_steps:
                 if progress is not None:
                     progress.close()
@@ -269,6 +306,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     if progress is not None:
         progress.close()
     scalars.close()
+    check_same_on_all_ranks(dist, {"populations": [population.state() for population in populations],
+                                   "supernet": supernet.state_dict()}, "the populations and supernet weights")
 
     space = learned_space(skeleton, populations, config, {
         "method": "autospace", "budget_madds": config.budget_madds, "layer_madds_caps": caps,
@@ -280,9 +319,11 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         cost = block_cost(block, slots[layer])
         return {"madds": cost.madds, "params": cost.params}
 
-    save_space(out / "space.json", space, annotate)
-    write_space_table(out / "space.md", space)
-    write_fitness_plot(out / "fitness.png", out / "history.jsonl", space)
+    if dist.is_main:
+        save_space(out / "space.json", space, annotate)
+        write_space_table(out / "space.md", space)
+        write_fitness_plot(out / "fitness.png", out / "history.jsonl", space)
+    barrier(dist)  # space.json is there for every rank (autospace run searches in it next)
     return space
 
 

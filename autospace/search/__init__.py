@@ -14,6 +14,7 @@ import torch
 from autospace.arch.codec import save_arch
 from autospace.atomic import atomic_write_json
 from autospace.cost import network_cost
+from autospace.distributed import barrier, sync_batch_layers
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.search.budget import check_budget
@@ -54,6 +55,7 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
         network_of = encoding.network
     else:
         supernet = BlockSupernet(space, generator).to(device=session.device, memory_format=session.memory_format)
+        sync_batch_layers(session.distributed, supernet)
         check_budget(config.target_madds, supernet.candidate_madds(), supernet.fixed_madds())
         network_of = supernet.path_network
         if config.method == "spos":
@@ -80,12 +82,14 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
               "madds": cost.madds, "params": cost.params, "madds_over_target": cost.madds / config.target_madds,
               "within_budget": within, "validation_accuracy": score,
               "wall_time_s": round(records[-1]["elapsed_seconds"], 1) if records else None}
-    save_arch(out / "arch.json", network, info=result)
-    atomic_write_json(out / "result.json", result)
-    if not within:
-        print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
-              f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; raise the "
-              f"MAdds penalty (--set penalty_alpha=... / rl_exponent=...) or search longer", file=sys.stderr)
+    if session.distributed.is_main:
+        save_arch(out / "arch.json", network, info=result)
+        atomic_write_json(out / "result.json", result)
+        if not within:
+            print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
+                  f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; raise the "
+                  f"MAdds penalty (--set penalty_alpha=... / rl_exponent=...) or search longer", file=sys.stderr)
+    barrier(session.distributed)  # arch.json is there for every rank (autospace run trains it next)
     return network
 
 

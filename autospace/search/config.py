@@ -69,6 +69,10 @@ class SearchConfig:
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     channels_last: bool | Literal["auto"] = _help("NHWC memory format (auto: on)", "auto")
     progress: bool = _help("show a progress bar", True)
+    skip_nonfinite: int = _help(
+        "tolerate this many non-finite steps in the run: a step whose loss or gradient is not finite is "
+        "skipped (no update, BN statistics restored) and one more stops the run; 0: the first non-finite "
+        "epoch loss stops it. N > 0 checks every step (one device sync per step)", 0)
     tensorboard: bool = _help("also write the per-epoch figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
@@ -79,7 +83,7 @@ class SearchConfig:
                          "population", "top", "generations", "recalibration_batches", "eval_batches",
                          "train_subset")
         require_at_least(self, 0, "mutations", "crossovers", "warmup_epochs", "weight_decay",
-                         "penalty_alpha", "penalty_beta", "penalty_weight", "rl_exponent")
+                         "penalty_alpha", "penalty_beta", "penalty_weight", "rl_exponent", "skip_nonfinite")
         require_between(self, 0.0, 1.0, "weight_momentum", "label_smoothing", "rl_baseline_decay",
                         "mutation_probability")
         require_between(self, 0.01, 0.9, "validation_fraction")

@@ -22,6 +22,7 @@ import torch.nn.functional as functional
 
 from autospace.atomic import append_jsonl, read_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.distributed import all_reduce_mean, all_reduce_sum, average_tensors, check_same_on_all_ranks
 from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
 from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
@@ -37,6 +38,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                      stop_after_epoch: int | None = None):
     """Returns the argmax choice (one candidate index per layer), the supernet, and the records."""
     config, device = session.config, session.device
+    dist, guard = session.distributed, session.guard
     candidate_madds = supernet.candidate_madds()
     fixed_madds = supernet.fixed_madds()
     madds_tables = [torch.tensor(m, dtype=torch.float64, device=device) for m in candidate_madds]
@@ -66,21 +68,23 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         session.validation_stream.load_state_dict(checkpoint["validation_stream"])
         epoch = checkpoint["epoch"]
         session.started -= checkpoint["elapsed_seconds"]
+        guard.load_state_dict(checkpoint.get("nonfinite"))
         records = read_jsonl(session.out / "search.jsonl")[:epoch]
-        from autospace.atomic import truncate_jsonl
-        truncate_jsonl(session.out / "search.jsonl", epoch)
+        if dist.is_main:
+            from autospace.atomic import truncate_jsonl
+            truncate_jsonl(session.out / "search.jsonl", epoch)
     else:
         records = []
 
-    scalars = ScalarMirror(session.out, config.tensorboard)
+    scalars = ScalarMirror(session.out, config.tensorboard and dist.is_main)
     progress = None
-    if config.progress:
+    if config.progress and dist.is_main:
         from tqdm import tqdm
         progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch, desc=f"search {config.method}",
                         dynamic_ncols=True)
     while epoch < config.epochs:
         supernet.train()
-        loss_sum = torch.zeros((), device=device)
+        loss_sum, weight_steps = torch.zeros((), device=device), 0
         arch_loss_sum, arch_steps = torch.zeros((), device=device), 0
         epoch_started = time.perf_counter()
         for position in range(steps_per_epoch):
@@ -88,7 +92,11 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             # -- weight step: one path drawn from the current distributions -------------------------
             lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
             choice = distributions.sample(sampler)
-            loss_sum += session.weight_step(supernet, weights, [((index,), index) for index in choice], lr)
+            loss = session.weight_step(supernet, weights, [((index,), index) for index in choice], lr,
+                                       f"weight step {step + 1} (epoch {epoch + 1})")
+            if loss is not None:
+                loss_sum += loss
+                weight_steps += 1
             if progress is not None:
                 progress.update(1)
             if step < warmup_steps or step % config.arch_every:
@@ -96,6 +104,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
 
             # -- architecture step on a held-out batch ----------------------------------------------
             inputs, labels = session.validation_stream.next()
+            guard.remember(supernet)
+            position = f"architecture step after weight step {step + 1} (epoch {epoch + 1})"
             if gradient:
                 pairs = distributions.sample_pairs(sampler)
                 with session.autocast():
@@ -107,7 +117,10 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                                                  config.penalty_alpha, config.penalty_beta, config.penalty_weight)
                 old = [layer_logits.detach().clone() for layer_logits in distributions.logits]
                 architecture.zero_grad(set_to_none=True)
-                gradients = torch.autograd.grad(arch_loss, distributions.logits)
+                gradients = list(torch.autograd.grad(arch_loss, distributions.logits))
+                average_tensors(dist, gradients)  # each rank's CE is on its slice of the held-out batch
+                if not guard.accept(arch_loss, gradients, position):
+                    continue
                 for layer_logits, layer_gradient in zip(distributions.logits, gradients):
                     layer_logits.grad = layer_gradient
                 architecture.step()
@@ -122,14 +135,18 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                         sampled = distributions.sample(sampler)
                         with session.autocast():
                             logits = supernet(inputs, [((index,), index) for index in sampled])
-                        accuracy = (logits.argmax(1) == labels).float().mean().item()
+                        # Counted over the global batch (every rank's slice), so every rank gets the same reward.
+                        correct = all_reduce_sum(dist, (logits.argmax(1) == labels).sum())
+                        accuracy = correct.item() / (labels.shape[0] * dist.world_size)
                         choices.append(sampled)
                         rewards.append(reward(accuracy, int(network_madds(sampled)), config.target_madds,
                                               config.rl_exponent))
                 mean_reward = sum(rewards) / len(rewards)
                 arch_loss = reinforce_loss(distributions, choices, rewards, baseline.update(mean_reward))
                 architecture.zero_grad(set_to_none=True)
-                arch_loss.backward()
+                arch_loss.backward()  # the rewards are the same on every rank: so are these gradients
+                if not guard.accept(arch_loss, [logits.grad for logits in distributions.logits], position):
+                    continue
                 architecture.step()
             arch_loss_sum += arch_loss.detach()
             arch_steps += 1
@@ -142,9 +159,11 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, best_paths))
         validation_loss, validation_accuracy = session.validation_accuracy(PathModule(supernet, best_paths))
         probabilities = [p.detach() for p in distributions.probabilities()]
+        # Means over the global batches, the same on every rank (one all-reduce per epoch).
+        loss_sum, arch_loss_sum = all_reduce_mean(dist, torch.stack([loss_sum, arch_loss_sum])).tolist()
         record = {
-            "epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
-            "arch_loss": arch_loss_sum.item() / arch_steps if arch_steps else None,
+            "epoch": epoch, "train_loss": loss_sum / weight_steps if weight_steps else float("nan"),
+            "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
             "validation_loss": validation_loss, "validation_accuracy": validation_accuracy,
             "expected_madds": float(expected_madds(probabilities, madds_tables, fixed_madds)),
             "argmax": list(best), "argmax_madds": int(network_madds(best)),
@@ -153,27 +172,32 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             "elapsed_seconds": round(time.perf_counter() - session.started, 2),
         }
         record["argmax_blocks"] = supernet.path_network(best).describe()
+        if guard.enabled:
+            record["skipped_nonfinite"] = guard.skipped
         require_finite_loss(record["train_loss"] + (record["arch_loss"] or 0.0), f"search {config.method}",
                             f"epoch {epoch}", session.out, f"lower weight_lr (now {config.weight_lr}) or arch_lr, "
                                                           f"then --resume")
         records.append(record)
-        append_jsonl(session.out / "search.jsonl", record)
-        scalars.log(f"search/{config.method}", {k: v for k, v in record.items() if k != "argmax"}, epoch)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{validation_accuracy:.3f}",
                                  madds=f"{record['argmax_madds'] / 1e6:.1f}M")
-        save_rotating_checkpoint(session.out, {
-            "epoch": epoch, "supernet": supernet.state_dict(), "weights": weights.state_dict(),
-            "distributions": distributions.state_dict(), "architecture": architecture.state_dict(),
-            "baseline": baseline.state_dict(), "sampler": sampler.get_state(),
-            "train_stream": session.train_stream.state_dict(),
-            "validation_stream": session.validation_stream.state_dict(),
-            "elapsed_seconds": time.perf_counter() - session.started,
-        }, CHECKPOINT_FORMAT)
+        if dist.is_main:
+            append_jsonl(session.out / "search.jsonl", record)
+            scalars.log(f"search/{config.method}", {k: v for k, v in record.items() if k != "argmax"}, epoch)
+            save_rotating_checkpoint(session.out, {
+                "epoch": epoch, "supernet": supernet.state_dict(), "weights": weights.state_dict(),
+                "distributions": distributions.state_dict(), "architecture": architecture.state_dict(),
+                "baseline": baseline.state_dict(), "sampler": sampler.get_state(),
+                "train_stream": session.train_stream.state_dict(),
+                "validation_stream": session.validation_stream.state_dict(),
+                "elapsed_seconds": time.perf_counter() - session.started, "nonfinite": guard.state_dict(),
+            }, CHECKPOINT_FORMAT)
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             if progress is not None:
                 progress.close()
             return None, supernet, records
     if progress is not None:
         progress.close()
+    check_same_on_all_ranks(dist, {"supernet": supernet.state_dict(), "distributions": distributions.state_dict()},
+                            "the supernet weights and architecture parameters")
     return distributions.argmax(), supernet, records

@@ -2,6 +2,10 @@
 
 Every search decision uses the held-out split of the training set; the test
 set is never touched here.
+
+Under torchrun every rank runs the same search on its slice of each global
+batch (`autospace.distributed`); evaluations are sharded and all-reduced, so
+every rank takes the same decisions. Rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from autospace.data import load_dataset, stratified_split
 from autospace.data.dataset import ImageDataset
 from autospace.data.stream import BatchStream
 from autospace.device import resolve_channels_last, resolve_device, resolve_precision
+from autospace.distributed import (
+    SINGLE_PROCESS, Distributed, average_gradients, barrier, init_distributed, require_divisible_batch, shard_batch,
+)
+from autospace.nonfinite import NonfiniteSteps
 from autospace.search.config import SearchConfig
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.evaluate import evaluate
@@ -37,6 +45,8 @@ class SearchSession:
     validation_indices: torch.Tensor
     train_stream: BatchStream
     validation_stream: BatchStream
+    distributed: Distributed = SINGLE_PROCESS
+    guard: NonfiniteSteps | None = None  # --skip-nonfinite; None: no per-step check
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -46,16 +56,24 @@ class SearchSession:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None)
 
-    def weight_step(self, supernet: nn.Module, optimizer: torch.optim.Optimizer, paths, lr: float) -> torch.Tensor:
-        """One SGD step of the supernet's weights on a training batch along `paths`; the loss (no sync)."""
+    def weight_step(self, supernet: nn.Module, optimizer: torch.optim.Optimizer, paths, lr: float,
+                    position: str = "a weight step") -> torch.Tensor | None:
+        """One SGD step of the supernet's weights on a training batch along `paths`; the loss (no sync),
+        or None when --skip-nonfinite skipped the step."""
         for group in optimizer.param_groups:
             group["lr"] = lr
         inputs, labels = self.train_stream.next()
+        if self.guard is not None:
+            self.guard.remember(supernet)
         with self.autocast():
             logits = supernet(inputs, paths)
         loss = functional.cross_entropy(logits.float(), labels, label_smoothing=self.config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
+        average_gradients(self.distributed, parameters)
+        if self.guard is not None and not self.guard.accept(loss, (p.grad for p in parameters), position):
+            return None
         optimizer.step()
         return loss.detach()
 
@@ -67,7 +85,8 @@ class SearchSession:
         batches = []
         for index in range(min(count, max(order.numel() // self.config.batch_size, 1))):
             chosen = order[index * self.config.batch_size:(index + 1) * self.config.batch_size].to(self.device)
-            batches.append(normalized(self, self.images[chosen]))
+            # This rank's slice: BN statistics are synchronised, so they are the whole batch's.
+            batches.append(normalized(self, self.images[shard_batch(self.distributed, chosen)]))
         return batches
 
     def validation_accuracy(self, model: nn.Module, batches: int | None = None) -> tuple[float, float]:
@@ -77,7 +96,8 @@ class SearchSession:
             indices = indices[: batches * self.config.batch_size]
         return evaluate(model, self.images, self.dataset.train_labels.to(self.device), self.dataset.mean,
                         self.dataset.std, batch_size=max(self.config.batch_size, 256),
-                        autocast_dtype=self.autocast_dtype, channels_last=self.channels_last, indices=indices)
+                        autocast_dtype=self.autocast_dtype, channels_last=self.channels_last, indices=indices,
+                        distributed=self.distributed)
 
 
 def normalized(session: SearchSession, images_uint8: torch.Tensor) -> torch.Tensor:
@@ -101,11 +121,16 @@ class PathModule(nn.Module):
 
 def open_session(config: SearchConfig, out: str | Path, resume: bool) -> SearchSession:
     out = Path(out)
+    device = resolve_device(config.device)
+    distributed = init_distributed(device.type)
+    device = distributed.local_device(device)
+    require_divisible_batch(distributed, config.batch_size)
     if not resume:
         require_new_run_dir(out)
+    barrier(distributed)  # every rank has looked at the folder before rank 0 writes into it
+    if not resume and distributed.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", config)
-    device = resolve_device(config.device)
     dataset = load_dataset(config.data, config.data_dir)
     if config.train_subset is not None:
         dataset = dataset.subset(config.train_subset, None, torch.Generator().manual_seed(config.seed))
@@ -114,10 +139,12 @@ def open_session(config: SearchConfig, out: str | Path, resume: bool) -> SearchS
     channels_last = resolve_channels_last(config.channels_last, device)
     images = dataset.train_images.to(device)
     streams = [BatchStream(images, dataset.train_labels, indices, config.batch_size, dataset.mean, dataset.std,
-                           seed=config.seed + offset, channels_last=channels_last)
+                           seed=config.seed + offset, channels_last=channels_last, distributed=distributed)
                for offset, indices in enumerate((train_indices, validation_indices))]
+    guard = NonfiniteSteps(config.skip_nonfinite, f"search {config.method}", out,
+                           f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume", distributed)
     return SearchSession(config=config, out=out, device=device,
                          autocast_dtype=resolve_precision(config.precision, device), channels_last=channels_last,
                          dataset=dataset, images=images, train_indices=train_indices,
                          validation_indices=validation_indices, train_stream=streams[0],
-                         validation_stream=streams[1])
+                         validation_stream=streams[1], distributed=distributed, guard=guard)

@@ -21,6 +21,7 @@ import torch
 
 from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
@@ -62,6 +63,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
                 stop_after_generation: int | None = None):
     """Returns (best architecture, its held-out accuracy, records)."""
     config, device = session.config, session.device
+    dist, guard = session.distributed, session.guard
     supernet = encoding.supernet
     weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
 
@@ -89,27 +91,39 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
         session.train_stream.load_state_dict(checkpoint["train_stream"])
         epoch, evolution_state = checkpoint["epoch"], checkpoint["evolution"]
         session.started -= checkpoint["elapsed_seconds"]
+        guard.load_state_dict(checkpoint.get("nonfinite"))
         kept = epoch + (len(evolution_state["history"]) if evolution_state else 0)
-        truncate_jsonl(session.out / "search.jsonl", kept)
-        records = read_jsonl(session.out / "search.jsonl")
+        records = read_jsonl(session.out / "search.jsonl")[:kept]
+        if dist.is_main:
+            truncate_jsonl(session.out / "search.jsonl", kept)
+    sync_batch_layers(dist, supernet)
 
     def checkpoint_now(evolution=None):
+        if not dist.is_main:
+            return
         save_rotating_checkpoint(session.out, {
             "epoch": epoch, "supernet": supernet.state_dict(), "encoding": encoding.state(),
             "weights": optimizer_state_by_name(supernet, weights),
             "rng": rng.getstate(), "train_stream": session.train_stream.state_dict(), "evolution": evolution,
-            "elapsed_seconds": time.perf_counter() - session.started}, CHECKPOINT_FORMAT)
+            "elapsed_seconds": time.perf_counter() - session.started, "nonfinite": guard.state_dict()},
+            CHECKPOINT_FORMAT)
 
-    scalars = ScalarMirror(session.out, config.tensorboard)
+    def log(record: dict, prefix: str, step: int) -> None:
+        records.append(record)
+        if dist.is_main:
+            append_jsonl(session.out / "search.jsonl", record)
+            scalars.log(prefix, record, step)
+
+    scalars = ScalarMirror(session.out, config.tensorboard and dist.is_main)
     progress = None
-    if config.progress and epoch < config.epochs:
+    if config.progress and dist.is_main and epoch < config.epochs:
         from tqdm import tqdm
         progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch, desc="search spos (supernet)",
                         dynamic_ncols=True)
     # -- phase 1: uniform single-path training within the budget ------------------------------------
     while epoch < config.epochs:
         supernet.train()
-        loss_sum = torch.zeros((), device=device)
+        loss_sum, weight_steps = torch.zeros((), device=device), 0
         epoch_started = time.perf_counter()
         for position in range(steps_per_epoch):
             step = epoch * steps_per_epoch + position
@@ -117,18 +131,25 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
             arch = sample_within_budget(encoding, config.target_madds, rng)
             if encoding.prepare(arch):
                 weights = grown_optimizer(weights)
-            loss_sum += session.weight_step(supernet, weights, encoding.paths(arch), lr)
+                sync_batch_layers(dist, supernet)
+            loss = session.weight_step(supernet, weights, encoding.paths(arch), lr,
+                                       f"weight step {step + 1} (epoch {epoch + 1})")
+            if loss is not None:
+                loss_sum += loss
+                weight_steps += 1
             if progress is not None:
                 progress.update(1)
         epoch += 1
-        record = {"phase": "supernet", "epoch": epoch, "train_loss": loss_sum.item() / steps_per_epoch,
+        loss_sum = all_reduce_mean(dist, loss_sum).item()  # the global batches' mean, the same on every rank
+        record = {"phase": "supernet", "epoch": epoch,
+                  "train_loss": loss_sum / weight_steps if weight_steps else float("nan"),
                   "lr": lr, "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
                   "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+        if guard.enabled:
+            record["skipped_nonfinite"] = guard.skipped
         require_finite_loss(record["train_loss"], "search spos", f"epoch {epoch}", session.out,
                             f"lower weight_lr (now {config.weight_lr}), then --resume")
-        records.append(record)
-        append_jsonl(session.out / "search.jsonl", record)
-        scalars.log("search/spos-supernet", record, epoch)
+        log(record, "search/spos-supernet", epoch)
         checkpoint_now()
         if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
             if progress is not None:
@@ -141,6 +162,8 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     recalibration = session.recalibration_batches(config.recalibration_batches)
 
     def evaluate(arch) -> float:
+        if encoding.prepare(arch):  # a new cell's modules exist (and are synchronised) before it runs
+            sync_batch_layers(dist, supernet)
         paths = encoding.paths(arch)
         with session.autocast():
             recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, paths))
@@ -154,9 +177,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
                   "mean_top_accuracy": last["mean_top_score"],
                   "best_madds": int(encoding.madds(last["best_arch"])),
                   "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
-        records.append(record)
-        append_jsonl(session.out / "search.jsonl", record)
-        scalars.log("search/spos-evolution", record, generation)
+        log(record, "search/spos-evolution", generation)
         checkpoint_now(state)
         if progress_bar is not None:
             progress_bar.update(1)
@@ -169,7 +190,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
                                        crossovers=config.crossovers, generations=config.generations,
                                        mutation_probability=config.mutation_probability)
     progress_bar = None
-    if config.progress:
+    if config.progress and dist.is_main:
         from tqdm import tqdm
         done = len(evolution_state["history"]) if evolution_state else 0
         progress_bar = tqdm(total=config.generations + 1, initial=done,  # generation 0: the first population
@@ -184,6 +205,8 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     finally:
         if progress_bar is not None:
             progress_bar.close()
+    check_same_on_all_ranks(dist, {"supernet": supernet.state_dict(), "best": repr(best), "score": score},
+                            "the supernet weights and the evolution's result")
     return best, score, records
 
 

@@ -328,3 +328,35 @@ def test_search_returns_multi_branch_networks_and_train_takes_them(tmp_path):
     metrics = train(network, TrainConfig(data="synthetic:128,64", epochs=1, batch_size=32, progress=False,
                                          device="cpu"), tmp_path / "train")
     assert metrics["madds"] == network_cost(network).madds
+
+
+def test_sigkill_mid_round_then_resume_gives_the_same_space(finished_run, tmp_path):
+    """A real `autospace evolve --method nse` process killed with SIGKILL once its first
+    in-round checkpoint exists resumes (`--resume`, method found in the folder) to the
+    space of the uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from autospace.config import save_config
+
+    out, space = finished_run
+    preset = tmp_path / "tiny.yaml"
+    save_config(preset, tiny_config())
+    run = tmp_path / "run"
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "autospace", "evolve", "--method", "nse", "--config",
+                                str(preset), "--out", str(run)], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "space.json").exists(), "the run finished before the kill; the test proves nothing"
+    finished = subprocess.run([sys.executable, "-m", "autospace", "evolve", "--resume", str(run)], env=environment,
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert load_space(run / "space.json").layers == space.layers

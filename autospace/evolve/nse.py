@@ -34,6 +34,7 @@ from autospace.atomic import append_jsonl, atomic_write_json, read_jsonl, trunca
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
 from autospace.device import hardware_info
+from autospace.distributed import all_reduce_mean, check_same_on_all_ranks
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.nse_config import NseConfig
@@ -119,7 +120,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     if resume and checkpoint is None:
         raise AutospaceError(f"{out} holds no NSE checkpoint to resume; start a new run with --out")
     session = open_session(config, out, resume)
-    device = session.device
+    device, dist = session.device, session.distributed  # under torchrun: same draws everywhere, rank 0 writes
     dataset = session.dataset
     skeleton = preset_skeleton(config.preset, num_classes=dataset.num_classes, in_channels=dataset.channels,
                                resolution=dataset.resolution)
@@ -169,7 +170,10 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         session.validation_stream.load_state_dict(checkpoint["validation_stream"])
         evaluation, running = checkpoint["evaluation"], checkpoint["running"]
         session.started -= checkpoint["elapsed_seconds"]
-        truncate_jsonl(out / "history.jsonl", round_index - 1)
+        if session.guard is not None:
+            session.guard.load_state_dict(checkpoint.get("nonfinite"))
+        if dist.is_main:
+            truncate_jsonl(out / "history.jsonl", round_index - 1)
     weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
     arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
     if checkpoint is not None:
@@ -179,7 +183,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     def save_checkpoint() -> bool:
         """Write a checkpoint; True when a test asked to stop here."""
         nonlocal checkpoints_written
-        save_rotating_checkpoint(out, {
+        state = {
             "round": round_index, "phase": phase, "step": step,
             "layers": [layer.state() for layer in layers], "alphas": [a.detach().tolist() for a in alphas],
             "counts": counts, "supernet": supernet.state_dict(),
@@ -188,11 +192,15 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
             "train_stream": session.train_stream.state_dict(),
             "validation_stream": session.validation_stream.state_dict(),
             "evaluation": evaluation, "running": running,
-            "elapsed_seconds": time.perf_counter() - session.started}, CHECKPOINT_FORMAT)
+            "nonfinite": None if session.guard is None else session.guard.state_dict(),
+            "elapsed_seconds": time.perf_counter() - session.started}
+        if dist.is_main:
+            save_rotating_checkpoint(out, state, CHECKPOINT_FORMAT)
         checkpoints_written += 1
         return stop_after_checkpoints is not None and checkpoints_written >= stop_after_checkpoints
 
-    scalars = ScalarMirror(out, config.tensorboard)
+    show = config.progress and dist.is_main
+    scalars = ScalarMirror(out, config.tensorboard and dist.is_main)
     candidate_madds = supernet.candidate_madds()
     fixed_madds = supernet.fixed_madds()
     while True:
@@ -201,7 +209,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         # ---- 1. train the supernet over the subsets ------------------------------------------------
         if phase == "train":
             progress = None
-            if config.progress:
+            if show:
                 from tqdm import tqdm
                 progress = tqdm(total=steps_per_round, initial=step, dynamic_ncols=True,
                                 desc=f"nse round {round_index}/{config.rounds}")
@@ -214,29 +222,39 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                 else:
                     probabilities = [torch.sigmoid(alpha.detach()) for alpha in alphas]
                 masks = sample_masks(probabilities, sampler, required)
-                weight_loss += session.weight_step(supernet, weights, branch_paths(masks), lr)
-                for layer_counts, mask in zip(counts, masks):
-                    for index in mask:
-                        layer_counts[index] += 1
+                loss = session.weight_step(supernet, weights, branch_paths(masks), lr,
+                                           f"round {round_index}, step {step + 1}")
+                if loss is not None:  # None: --skip-nonfinite skipped this step
+                    weight_loss += loss
+                    for layer_counts, mask in zip(counts, masks):
+                        for index in mask:
+                            layer_counts[index] += 1
                 if step >= warmup_steps and step % config.arch_every == 0:
                     probabilities = [torch.sigmoid(alpha.detach()) for alpha in alphas]
                     first = sample_masks(probabilities, sampler, required)
                     second = sample_masks(probabilities, sampler, required)
                     inputs, labels = session.validation_stream.next()
+                    if session.guard is not None:
+                        session.guard.remember(supernet)
                     with torch.no_grad(), session.autocast():
                         losses = torch.stack([
                             functional.cross_entropy(supernet(inputs, branch_paths(m)).float(), labels)
                             for m in (first, second)])
-                    loss_first, loss_second = losses.tolist()  # one host sync per architecture step
-                    gradients = two_subset_gradient(first, second, loss_first, loss_second, sizes)
-                    expected = expected_branch_madds([torch.sigmoid(a) for a in alphas], candidate_madds, fixed_madds)
-                    arch_optimizer.zero_grad(set_to_none=True)
-                    squared_budget_penalty(expected, config.budget_madds, config.madds_weight).backward()
-                    for alpha, gradient in zip(alphas, gradients):
-                        alpha.grad += gradient
-                    arch_optimizer.step()
-                    running["arch_loss"] += (loss_first + loss_second) / 2
-                    running["arch_steps"] += 1
+                    losses = all_reduce_mean(dist, losses)  # this rank's slice -> the global batch's losses
+                    finite = session.guard is None or session.guard.accept(
+                        losses, (), f"round {round_index}, architecture step at step {step + 1}")
+                    if finite:  # (without --skip-nonfinite the per-round loss check stops a non-finite run)
+                        loss_first, loss_second = losses.tolist()  # one host sync per architecture step
+                        gradients = two_subset_gradient(first, second, loss_first, loss_second, sizes)
+                        expected = expected_branch_madds([torch.sigmoid(a) for a in alphas], candidate_madds,
+                                                         fixed_madds)
+                        arch_optimizer.zero_grad(set_to_none=True)
+                        squared_budget_penalty(expected, config.budget_madds, config.madds_weight).backward()
+                        for alpha, gradient in zip(alphas, gradients):
+                            alpha.grad += gradient
+                        arch_optimizer.step()
+                        running["arch_loss"] += (loss_first + loss_second) / 2
+                        running["arch_steps"] += 1
                 step += 1
                 if progress is not None:
                     progress.update(1)
@@ -297,6 +315,8 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                                          enumerate(evaluation["architectures"][i])]}
                              for i, (m, a) in enumerate(points)]}
         for stem in (out / "pareto" / f"round-{round_index:02d}", out / "pareto"):
+            if not dist.is_main:
+                break
             stem.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_json(stem.with_suffix(".json"), pareto)
             write_pareto_plot(stem.with_suffix(".png"), points, front, config.budget_madds,
@@ -324,10 +344,11 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
             counts = [[old_counts[l].get(b, 0) for b in layer.subset] for l, layer in enumerate(layers)]
             weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
             arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
-        append_jsonl(out / "history.jsonl", record)
+        if dist.is_main:
+            append_jsonl(out / "history.jsonl", record)
         scalars.log("evolve/nse", {key: record[key] for key in ("weight_loss", "arch_loss", "expected_madds")},
                     round_index)
-        if config.progress:
+        if show:
             best = max(front, key=lambda i: points[i][1])
             print(f"round {round_index}: weight loss {record['weight_loss']:.3f}, arch loss {record['arch_loss']:.3f}, "
                   f"E[MAdds] {record['expected_madds'] / 1e6:.1f}M; front of {len(front)}, best "
@@ -351,8 +372,12 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         cost = block_cost(block, slots[layer])
         return {"madds": cost.madds, "params": cost.params}
 
-    save_space(out / "space.json", space, annotate)
-    write_space_table(out / "space.md", space)
+    # Every rank took the same decisions from the same draws and all-reduced losses; make sure.
+    check_same_on_all_ranks(dist, {"space": [[block_to_string(c.block) for c in layer] for layer in space.layers],
+                                   "alphas": [a.detach().tolist() for a in alphas]}, "the NSE space and alphas")
+    if dist.is_main:
+        save_space(out / "space.json", space, annotate)
+        write_space_table(out / "space.md", space)
     return space
 
 

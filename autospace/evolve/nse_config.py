@@ -17,6 +17,7 @@ def _help(text: str, default):
 @dataclass(frozen=True)
 class NseConfig:
     config_section: ClassVar[str] = "nse"
+    method: ClassVar[str] = "nse"  # what the shared search session calls this run in messages
 
     # -- problem ---------------------------------------------------------------------
     data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
@@ -56,6 +57,8 @@ class NseConfig:
     drop_threshold: float = _help("an operator whose sigmoid(alpha) fell below this is dropped", 0.3)
 
     # -- execution ---------------------------------------------------------------------------
+    skip_nonfinite: int = _help("skip up to this many steps with a non-finite loss or gradient, then stop "
+                                "(0: stop at the first; > 0 checks every step, one host sync each)", 0)
     checkpoint_every: int = _help("weight steps between checkpoints inside a round (and one per round)", 200)
     seed: int = _help("seed of every random generator of the run", 0)
     device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
@@ -70,7 +73,7 @@ class NseConfig:
         require_at_least(self, 1, "budget_madds", "subset_size", "rounds", "epochs_per_round", "batch_size",
                          "arch_every", "samples", "sample_draws", "recalibration_batches", "eval_batches",
                          "checkpoint_every", "train_subset")
-        require_at_least(self, 0, "warmup_epochs", "weight_decay", "madds_weight")
+        require_at_least(self, 0, "warmup_epochs", "weight_decay", "madds_weight", "skip_nonfinite")
         require_between(self, 0.0, 1.0, "weight_momentum", "label_smoothing", "drop_threshold")
         require_between(self, 0.001, 10.0, "budget_tolerance")
         require_between(self, 0.01, 0.9, "validation_fraction")

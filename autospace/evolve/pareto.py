@@ -39,7 +39,7 @@ def write_pareto_plot(path: str | Path, points: Sequence[tuple[float, float]], f
                  label="evaluated")
     ordered = sorted(front, key=lambda i: points[i][0])
     axes.plot([points[i][0] / 1e6 for i in ordered], [100 * points[i][1] for i in ordered], "o-",
-              color="#4c72b0", markersize=5, label="Pareto front")
+              color="#4c72b0", markersize=5, drawstyle="steps-post", label="Pareto front")
     axes.axvline(budget / 1e6, color="#c44e52", linestyle="--", linewidth=1, label="budget")
     axes.set_xlabel("MAdds (M)")
     axes.set_ylabel("held-out accuracy (%)")

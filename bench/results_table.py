@@ -1,0 +1,105 @@
+"""The learned-vs-manual results table (Markdown) from bench/space_vs_manual.py's rows.
+
+Each row of the JSONL file is one finished `autospace run` (one budget, one
+space, one seed). Rows are grouped by (recipe, search method, budget, space);
+each group gives mean and standard deviation of test top-1 over its seeds,
+the found networks' MAdds and params, and the mean wall time per stage. The
+learned row also gives its difference to the manual row of the same budget.
+
+    python bench/results_table.py runs/space_vs_manual/rows.jsonl > table.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+SPACE_NAMES = {"autospace": "learned (AutoSpace DEA)", "nse": "learned (NSE)", "manual": "manual (IRB k3/5/7 e3/6)"}
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise SystemExit(f"{path}:{number}: not a JSON line ({error}); fix or delete that line") from None
+    return rows
+
+
+def _mean(values: list) -> float | None:
+    values = [value for value in values if value is not None]
+    return statistics.mean(values) if values else None
+
+
+def _millions(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value / 1e6:.{digits}f}M"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One summary per (config, search_method, budget, space), sorted by budget then space (learned first)."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        key = (row.get("config"), row.get("search_method"), row["budget_madds"], row["space_method"])
+        groups.setdefault(key, []).append(row)
+    summaries = []
+    for (config, method, budget, space), members in groups.items():
+        members = sorted(members, key=lambda row: row["seed"])
+        accuracies = [row["test_top1"] for row in members]
+        stages = {stage: _mean([(row.get("stage_seconds") or {}).get(stage) for row in members])
+                  for stage in ("evolve", "search", "train")}
+        summaries.append({
+            "config": config, "search_method": method, "budget_madds": budget, "space_method": space,
+            "seeds": [row["seed"] for row in members], "test_top1": accuracies,
+            "test_top1_mean": statistics.mean(accuracies),
+            "test_top1_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
+            "madds_mean": _mean([row.get("madds") for row in members]),
+            "params_mean": _mean([row.get("params") for row in members]),
+            "stage_seconds_mean": stages,
+            "devices": sorted({str(row.get("device")) for row in members}),
+        })
+    summaries.sort(key=lambda item: (str(item["config"]), str(item["search_method"]), item["budget_madds"],
+                                     item["space_method"] == "manual", item["space_method"]))
+    return summaries
+
+
+def markdown_table(rows: list[dict]) -> str:
+    summaries = summarise(rows)
+    manual = {(item["config"], item["search_method"], item["budget_madds"]): item["test_top1_mean"]
+              for item in summaries if item["space_method"] == "manual"}
+    lines = ["| recipe | search | budget | space | seeds | test top-1 % (mean ± std) | per seed | vs manual "
+             "| found MAdds | params | evolve / search / train (min, mean) | device |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for item in summaries:
+        reference = manual.get((item["config"], item["search_method"], item["budget_madds"]))
+        difference = ("-" if reference is None or item["space_method"] == "manual"
+                      else f"{item['test_top1_mean'] - reference:+.2f}")
+        stages = item["stage_seconds_mean"]
+        lines.append(
+            f"| {item['config']} | {item['search_method']} | {item['budget_madds'] / 1e6:.0f}M "
+            f"| {SPACE_NAMES.get(item['space_method'], item['space_method'])} | {len(item['seeds'])} "
+            f"| {item['test_top1_mean']:.2f} ± {item['test_top1_std']:.2f} "
+            f"| {', '.join(f'{value:.2f}' for value in item['test_top1'])} | {difference} "
+            f"| {_millions(item['madds_mean'], 1)} | {_millions(item['params_mean'], 2)} "
+            f"| {_minutes(stages['evolve'])} / {_minutes(stages['search'])} / {_minutes(stages['train'])} "
+            f"| {', '.join(item['devices'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("rows", help="JSONL rows written by bench/space_vs_manual.py (OUT/rows.jsonl)")
+    args = parser.parse_args()
+    sys.stdout.write(markdown_table(read_rows(args.rows)))
+
+
+if __name__ == "__main__":
+    main()

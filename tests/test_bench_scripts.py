@@ -1,0 +1,103 @@
+"""bench/ scripts: the pipeline benchmark and the learned-vs-manual table (quick checks; end-to-end runs are slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autospace.pipeline import load_run_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name: str):
+    """A bench/ script as a module, without putting bench/ on sys.path."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pipeline_bench = load_script("pipeline")
+results_table = load_script("results_table")
+
+
+def test_gpu_preset_and_smoke_settings_are_valid_run_configs():
+    gpu = load_run_config("gpu", [])
+    assert gpu.budget_madds == 60_000_000 and gpu.train.compile == "auto" and gpu.evolve.preset == "cifar"
+    smoke = load_run_config("gpu", pipeline_bench.SMOKE)
+    assert smoke.data.startswith("synthetic") and smoke.train.epochs == 1
+
+
+def test_stage_wall_seconds_from_file_times(tmp_path):
+    started = time.time() - 100
+    for offset, output in ((30, "evolve/space.json"), (50, "search/arch.json"), (95, "train/metrics.json")):
+        path = tmp_path / output
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+        os.utime(path, (started + offset, started + offset))
+    assert pipeline_bench.wall_seconds_from_files(tmp_path, started) == {"evolve": 30.0, "search": 20.0,
+                                                                         "train": 45.0}
+    (tmp_path / "evolve" / "space.json").unlink()  # manual space: no evolve stage
+    assert pipeline_bench.wall_seconds_from_files(tmp_path, started)["evolve"] is None
+
+
+def row(space, seed, top1, budget=30_000_000):
+    return {"config": "gpu", "search_method": "proxyless-g", "budget_madds": budget, "space_method": space,
+            "seed": seed, "test_top1": top1, "params": 1_000_000, "madds": budget * 0.9, "device": "NVIDIA H100",
+            "stage_seconds": {"evolve": None if space == "manual" else 240.0, "search": 180.0, "train": 300.0}}
+
+
+def test_results_table_means_deviations_and_difference(tmp_path):
+    rows = [row("autospace", 0, 91.0), row("autospace", 1, 92.0), row("autospace", 2, 93.0),
+            row("manual", 0, 90.0), row("manual", 1, 90.5), row("manual", 2, 91.0),
+            row("manual", 0, 93.0, budget=90_000_000)]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in rows))
+    table = results_table.markdown_table(results_table.read_rows(path))
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + 3  # header, rule, learned 30M, manual 30M, manual 90M
+    assert "| 30M | learned (AutoSpace DEA) | 3 | 92.00 ± 1.00 | 91.00, 92.00, 93.00 | +1.50 |" in lines[2]
+    assert "| 30M | manual" in lines[3] and "90.50 ± 0.50" in lines[3] and "| - / 3.0 / 5.0 |" in lines[3]
+    assert "| 90M | manual" in lines[4]
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "results_table.py"), str(path)],
+                            capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout == table
+
+
+@pytest.mark.slow  # 15-60 s on 2 cores (idle-busy): evolve, search and train on synthetic data
+def test_pipeline_bench_smoke_prints_one_json_line(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "pipeline.py"), "--smoke", "--device", "cpu",
+                             "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["bench"] == "pipeline" and line["smoke"] and line["found_madds"] <= 14_000_000 * 1.1
+    assert set(line["stage_seconds"]) == {"evolve", "search", "train"}
+    assert all(value is not None and value > 0 for value in line["stage_wall_seconds"].values())
+    assert line["torch_version"] and line["hardware"]["torch_version"] == line["torch_version"]
+    assert json.loads((tmp_path / "run" / "bench.json").read_text()) == line
+    assert (tmp_path / "run" / "hardware.json").exists()
+
+
+@pytest.mark.slow  # 30-60 s: two manual-space runs (no evolve stage), then a rerun that skips them
+def test_space_vs_manual_writes_rows_and_the_table_and_skips_finished_runs(tmp_path):
+    command = [sys.executable, str(ROOT / "bench" / "space_vs_manual.py"), "--config", "gpu", "--label", "smoke",
+               "--budget-madds", "14M", "20M", "--seeds", "1", "--spaces", "manual", "--device", "cpu",
+               "--out", str(tmp_path / "runs"), "--markdown", str(tmp_path / "table.md")]
+    command += [item for setting in pipeline_bench.SMOKE for item in ("--set", setting)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    line = json.loads(first.stdout.strip().splitlines()[-1])
+    assert [entry["budget_madds"] for entry in line["budgets"]] == [14_000_000, 20_000_000]
+    rows = results_table.read_rows(tmp_path / "runs" / "rows.jsonl")
+    assert len(rows) == 2 and {item["config"] for item in rows} == {"smoke"}
+    assert "| smoke | proxyless-g | 14M | manual" in (tmp_path / "table.md").read_text()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and len(results_table.read_rows(tmp_path / "runs" / "rows.jsonl")) == 2

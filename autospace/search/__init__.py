@@ -83,8 +83,9 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
               "within_budget": within, "validation_accuracy": score,
               "wall_time_s": round(records[-1]["elapsed_seconds"], 1) if records else None}
     if session.distributed.is_main:
-        save_arch(out / "arch.json", network, info=result)
+        # arch.json last: `autospace run` takes it as the sign that the search stage is done.
         atomic_write_json(out / "result.json", result)
+        save_arch(out / "arch.json", network, info=result)
         if not within:
             print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
                   f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; raise the "

@@ -6,7 +6,9 @@ and (c) a training step of the stand-alone network that the builder makes for
 the same path (built before timing). Every candidate cell runs once before any
 timing, so lazy bank creation and cuDNN autotuning of unseen shapes are not
 counted. Prints one JSON line with the ratios (target on a GPU: weight <= 1.05,
-fitness <= 2.0) and, on CUDA, peak-memory ratios.
+fitness <= 2.0) and, on CUDA, peak-memory ratios; then a sequence of steps on
+fresh paths, as in training, whose slowest step over the median should stay
+<= 1.5.
 
     python bench/evolve_speed.py --preset cifar --budget-madds 60M --batch-size 128
 """
@@ -63,6 +65,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--paths", type=int, default=10, help="sampled paths to time")
     parser.add_argument("--repeats", type=int, default=3, help="timed steps per path")
+    parser.add_argument("--sequence", type=int, default=40,
+                        help="then this many weight + fitness step pairs on fresh paths, as in training, each "
+                             "timed: the largest over the median (target: <= 1.5)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--seed", type=int, default=0)
@@ -138,8 +143,20 @@ def main() -> None:
             memory_weight.append(peak_memory(device, lambda: weight_step(weight_paths)) / alone_memory)
             memory_fitness.append(peak_memory(device, lambda: fitness_step(fitness_paths)) / alone_memory)
 
+    # As in a DEA epoch: a new path every step. Spikes here are lazy work (allocator growth,
+    # cuDNN heuristics for a new shape) that the warm-up did not catch.
+    sequence_weight, sequence_fitness = [], []
+    for _ in range(args.sequence):
+        weight_paths = supernet.sample_weight_paths(sampler)
+        fitness_paths = supernet.sample_fitness_paths(sampler)
+        sequence_weight.append(timed(device, lambda: weight_step(weight_paths)))
+        sequence_fitness.append(timed(device, lambda: fitness_step(fitness_paths)))
+
     def summary(values):
         return round(statistics.median(values), 3) if values else None
+
+    def max_over_median(values):
+        return round(max(values) / statistics.median(values), 3) if values else None
 
     print(json.dumps({
         "bench": "evolve_speed", "preset": args.preset, "budget_madds": parse_madds(args.budget_madds),
@@ -148,6 +165,9 @@ def main() -> None:
         "fitness_step_ratio": summary(ratios_fitness), "fitness_step_ratio_max": round(max(ratios_fitness), 3),
         "weight_step_memory_ratio": summary(memory_weight), "fitness_step_memory_ratio": summary(memory_fitness),
         "precision": str(autocast_dtype or "fp32"), "channels_last": channels_last,
+        "sequence_steps": args.sequence,
+        "sequence_weight_step_max_over_median": max_over_median(sequence_weight),
+        "sequence_fitness_step_max_over_median": max_over_median(sequence_fitness),
         "median_step_ms": {"alone": summary(alone_times), "weight": summary(weight_times),
                            "fitness": summary(fitness_times)},
         "device": hardware_info(device).get("device_name", str(device)), "hardware": hardware_info(device),

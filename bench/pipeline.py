@@ -15,8 +15,11 @@ in total on one H100 at 60M MAdds.
     python bench/pipeline.py --smoke --device cpu --out /tmp/bench-pipeline
     # anything else: --set KEY=VALUE as for `autospace run` (evolve.KEY, search.KEY, train.KEY)
 
-A rerun with --resume continues an interrupted run; its stage_wall_seconds
-then covers only what this process ran.
+A rerun with --resume continues an interrupted run (e.g. one stopped by a
+per-command time limit: `timeout 570 python bench/pipeline.py ...`, then
+`python bench/pipeline.py --resume --out SAME`); its stage_wall_seconds and
+total_wall_s then cover only what this process ran, while stage_seconds and
+total_stage_seconds (kept in the stages' checkpoints) cover the whole run.
 """
 
 from __future__ import annotations
@@ -103,9 +106,10 @@ def main() -> None:
         "test_top1": metrics.get("test_top1"),
         "stage_seconds": {stage: (None if value is None else round(value, 1)) for stage, value in logged.items()},
         "stage_wall_seconds": wall_seconds_from_files(out, started),
+        "total_stage_seconds": round(sum(value for value in logged.values() if value), 1),
         "total_wall_s": round(total_wall, 1),
         "total_minutes": round(total_wall / 60, 2),
-        "within_15_minutes": total_wall <= 900,
+        "within_15_minutes": (total_wall if not args.resume else sum(v for v in logged.values() if v)) <= 900,
         "train_images_per_s": metrics.get("images_per_second"), "train_compile": metrics.get("compile"),
         "precision": metrics.get("precision"), "seed": config.seed, "resumed": args.resume,
         "device": hardware.get("device_name", metrics.get("device")), "torch_version": torch.__version__,

@@ -61,7 +61,8 @@ def original_module(module: nn.Module) -> nn.Module:
     return module._orig_mod if is_compiled(module) else module
 
 
-def maybe_compile(module: nn.Module, setting: str | bool = "auto", device: torch.device | str | None = None) -> nn.Module:
+def maybe_compile(module: nn.Module, setting: str | bool = "auto",
+                  device: torch.device | str | None = None) -> nn.Module:
     """`module` compiled with the mode `setting` resolves to on `device`, or `module` itself.
 
     `device` defaults to the device of the module's first parameter (CPU when

@@ -27,6 +27,10 @@ def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--tensorboard", action="store_const", const="true",
                         help="also write TensorBoard scalars (RUN_DIR/tensorboard; pip install tensorboard)")
+    parser.add_argument("--skip-nonfinite", type=int, metavar="N",
+                        help="skip up to N steps whose loss or gradient is not finite (no update), stop at the "
+                             "next one; default 0: the first non-finite epoch loss stops the run. N > 0 checks "
+                             "every step, one device sync per step")
 
 
 def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
@@ -91,13 +95,15 @@ def _command_train(args: argparse.Namespace) -> int:
     if args.resume:
         out = Path(args.resume)
         config = _resumed_config(TrainConfig, out,
-                                 _shortcut_overrides(args, ("data", "data_dir", "device", "precision")))
+                                 _shortcut_overrides(args, ("data", "data_dir", "device", "precision",
+                                                            "skip_nonfinite")))
         result = train(args.arch or out / "arch.json", config, out, resume=True)
     else:
         if not args.arch or not args.out:
             raise AutospaceError("autospace train needs ARCH.json and --out RUN_DIR (or --resume RUN_DIR)")
         config = load_config(TrainConfig, args.config,
-                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "tensorboard")))
+                             _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "tensorboard",
+                                                        "skip_nonfinite")))
         result = train(args.arch, config, Path(args.out))
     print(json.dumps({key: result[key] for key in ("test_top1", "params", "madds", "wall_time_s") if key in result}))
     return 0
@@ -108,7 +114,7 @@ def _command_evolve(args: argparse.Namespace) -> int:
     from autospace.evolve import evolve
 
     overrides = _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "preset",
-                                              "tensorboard"))
+                                              "tensorboard", "skip_nonfinite"))
     if args.budget_madds is not None:
         from autospace.cost.units import parse_madds
 
@@ -145,7 +151,7 @@ def _command_search(args: argparse.Namespace) -> int:
 
     overrides = (_madds_override("target_madds", args.target_madds)
                  + _shortcut_overrides(args, ("method", "space", "preset", "data", "data_dir", "device",
-                                              "precision", "seed", "tensorboard")))
+                                              "precision", "seed", "tensorboard", "skip_nonfinite")))
     if args.resume:
         out = Path(args.resume)
         network = search(_resumed_config(SearchConfig, out, overrides), out, resume=True)
@@ -165,6 +171,8 @@ def _command_run(args: argparse.Namespace) -> int:
     overrides = (_madds_override("budget_madds", args.budget_madds)
                  + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
                                               "precision", "seed", "tensorboard")))
+    if args.skip_nonfinite is not None:  # a setting of each stage that has it (the NSE stage has not)
+        overrides[:0] = [f"{stage}.skip_nonfinite={args.skip_nonfinite}" for stage in ("evolve", "search", "train")]
     if args.resume:
         out = Path(args.resume)
         metrics = run_pipeline(_resumed_config(RunConfig, out, overrides), out, resume=True)
@@ -340,19 +348,34 @@ def _interrupt_on_sigterm() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
+    import os
+
     parser = build_parser()
     args = parser.parse_args(argv)
     _interrupt_on_sigterm()
+    # Under torchrun every rank runs the command; rank 0 alone prints results, any rank prints its errors.
+    rank = int(os.environ.get("RANK", "0")) if os.environ.get("RANK", "0").isdigit() else 0
+    who = f" (rank {rank})" if rank != 0 else ""
+    quiet = open(os.devnull, "w") if rank != 0 else None
     try:
-        return args.handler(args)
+        with contextlib.redirect_stdout(quiet) if quiet is not None else contextlib.nullcontext():
+            return args.handler(args)
     except AutospaceError as error:
-        print(f"autospace: error: {error}", file=sys.stderr)
+        print(f"autospace: error{who}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         run_dir = getattr(args, "out", None) or getattr(args, "resume", None)
         hint = f"; continue with --resume {run_dir}" if run_dir else ""
-        print(f"autospace: interrupted; the last checkpoint is kept{hint}", file=sys.stderr)
+        print(f"autospace: interrupted{who}; the last checkpoint is kept{hint}", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # a run command may have started a process group
+            from autospace.distributed import destroy
+
+            destroy()
+        if quiet is not None:
+            quiet.close()
 
 
 if __name__ == "__main__":

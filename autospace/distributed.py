@@ -70,6 +70,14 @@ def environment_rank() -> int:
         return 0
 
 
+def environment_world_size() -> int:
+    """How many processes torchrun started (1 outside torchrun), without touching torch.distributed."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1")), 1)
+    except ValueError:
+        return 1
+
+
 def _environment_int(name: str) -> int:
     text = os.environ.get(name)
     try:
@@ -314,10 +322,11 @@ class SynchronizedBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         self._check_input_dim(x)
         channels = x.shape[1]
-        values = x.float()
+        dtype = torch.promote_types(x.dtype, torch.float32)  # bf16 / fp16 statistics in fp32
+        values = x.to(dtype)
         # Sums around a shift every rank shares (the running mean) keep E[x^2] - E[x]^2 accurate.
-        shift = (self.running_mean.detach().float() if self.running_mean is not None
-                 else torch.zeros(channels, device=x.device)).view(1, -1, 1, 1)
+        shift = (self.running_mean.detach().to(dtype) if self.running_mean is not None
+                 else torch.zeros(channels, dtype=dtype, device=x.device)).view(1, -1, 1, 1)
         centred = values - shift
         # Every rank holds an equal slice (`shard_batch`), so the global count needs no communication.
         n = (x.numel() // channels) * self.distributed.world_size
@@ -337,10 +346,10 @@ class SynchronizedBatchNorm2d(nn.BatchNorm2d):
                 self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
         scale = torch.rsqrt(variance + self.eps)
         if self.weight is not None:
-            scale = scale * self.weight.float()
+            scale = scale * self.weight.to(dtype)
         output = (values - mean.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1)
         if self.bias is not None:
-            output = output + self.bias.float().view(1, -1, 1, 1)
+            output = output + self.bias.to(dtype).view(1, -1, 1, 1)
         return output.to(x.dtype)
 
 
@@ -390,6 +399,7 @@ def sync_batch_layers(dist: Distributed, model: nn.Module) -> nn.Module:
 __all__ = [
     "Distributed", "RankDivergenceError", "SINGLE_PROCESS", "ShardedDropout", "SynchronizedBatchNorm2d",
     "all_equal", "all_reduce_mean", "all_reduce_sum", "average_gradients", "average_tensors", "barrier",
-    "broadcast_object", "check_same_on_all_ranks", "destroy", "environment_rank", "fingerprint",
+    "broadcast_object", "check_same_on_all_ranks", "destroy", "environment_rank", "environment_world_size",
+    "fingerprint",
     "init_distributed", "require_divisible_batch", "shard_batch", "shard_range", "sync_batch_layers",
 ]

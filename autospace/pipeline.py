@@ -4,6 +4,10 @@ RUN_DIR/evolve, RUN_DIR/search and RUN_DIR/train are ordinary run folders of
 their commands. A stage is done when its output exists (space.json, arch.json,
 metrics.json); a stage folder without it is resumed, so `--resume` after a kill
 continues inside the stage that was running.
+
+Under torchrun every rank runs every stage (see `autospace.distributed`);
+rank 0 writes the files, and each stage ends with a barrier, so the next
+stage finds its input (space.json, arch.json) on every rank.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import ClassVar, Literal
 from autospace.atomic import atomic_write_json
 from autospace.config import load_config, save_config
 from autospace.device import hardware_info, resolve_device
+from autospace.distributed import barrier, init_distributed
 from autospace.errors import AutospaceError
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.nse_config import NseConfig
@@ -85,33 +90,43 @@ def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> di
     from autospace.train import train
 
     out = Path(out)
+    device = resolve_device(config.device)
+    dist = init_distributed(device.type)
     if resume:
         if not (out / "config.yaml").exists():
             raise AutospaceError(f"cannot resume: {out} holds no run (no config.yaml); start one with --out")
     else:
         require_new_run_dir(out)
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(out / "config.yaml", config)
-    # What this (latest) session runs on; the stages' own files record theirs too.
-    atomic_write_json(out / "hardware.json", hardware_info(resolve_device(config.device)))
+    # Every stage's state is read before rank 0 writes anything (under torchrun the ranks look at once).
+    states = {stage: _stage_state(out / stage, output)
+              for stage, output in (("evolve", "space.json"), ("search", "arch.json"), ("train", "metrics.json"))}
+    barrier(dist)
+    if dist.is_main:
+        if not resume:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(out / "config.yaml", config)
+        # What this (latest) session runs on; the stages' own files record theirs too.
+        atomic_write_json(out / "hardware.json", hardware_info(dist.local_device(device)))
+    barrier(dist)
     evolve_config, search_config, train_config = stage_configs(config, out)
 
     if config.space_method != "manual":
-        state = _stage_state(out / "evolve", "space.json")
+        state = states["evolve"]
         if state != "done":
             evolve(config.space_method, evolve_config, out / "evolve", resume=state == "resume")
-    state = _stage_state(out / "search", "arch.json")
+    state = states["search"]
     if state != "done":
         if search(search_config, out / "search", resume=state == "resume") is None:
             raise AutospaceError("the search stopped before it found a network")
-    state = _stage_state(out / "train", "metrics.json")
+    state = states["train"]
     if state == "done":
         metrics = json.loads((out / "train" / "metrics.json").read_text())
     else:
         metrics = train(load_arch(out / "search" / "arch.json"), train_config, out / "train",
                         resume=state == "resume")
-    write_run_report(out)
-    write_html_report([out])
+    if dist.is_main:
+        write_run_report(out)
+        write_html_report([out])
     return metrics
 
 

@@ -115,6 +115,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     if not resume and dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", config)
+    barrier(dist)  # rank 0's files are whole before another rank reads (or tidies) the folder
     autocast_dtype = resolve_precision(config.precision, device)
     channels_last = resolve_channels_last(config.channels_last, device)
 
@@ -164,6 +165,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                            f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume", dist)
     step, regeneration = 0, 0
     checkpoint = load_evolution_checkpoint(out) if resume else None
+    barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
     if checkpoint is not None:
         rng.setstate(checkpoint["python_rng"])
         sampler.set_state(checkpoint["sampler"])

@@ -22,7 +22,9 @@ import torch.nn.functional as functional
 
 from autospace.atomic import append_jsonl, read_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.distributed import all_reduce_mean, all_reduce_sum, average_tensors, check_same_on_all_ranks
+from autospace.distributed import (
+    all_reduce_mean, all_reduce_sum, average_tensors, barrier, check_same_on_all_ranks,
+)
 from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
 from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
@@ -57,6 +59,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
     recalibration = session.recalibration_batches(config.recalibration_batches)
     epoch = 0
     checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
+    barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
     if checkpoint is not None:
         supernet.load_state_dict(checkpoint["supernet"])
         weights.load_state_dict(checkpoint["weights"])

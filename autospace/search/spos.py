@@ -21,7 +21,7 @@ import torch
 
 from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
+from autospace.distributed import all_reduce_mean, barrier, check_same_on_all_ranks, sync_batch_layers
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
@@ -82,6 +82,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     epoch, evolution_state = 0, None
     records = []
     checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
+    barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
     if checkpoint is not None:
         encoding.load_state(checkpoint["encoding"])
         supernet.load_state_dict(checkpoint["supernet"])

@@ -26,7 +26,8 @@ def require_new_run_dir(run_dir: Path) -> None:
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise AutospaceError(f"run folder {run_dir} is a file; choose a folder path")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    # Another process of the same torchrun job may be probing the folder (require_writable_folder) right now.
+    if run_dir.is_dir() and any(not entry.name.startswith(".autospace-write-test.") for entry in run_dir.iterdir()):
         raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
                              f"or choose another (new or empty) folder")
     require_writable_folder(run_dir)  # fail now, not after the data set is loaded

@@ -80,6 +80,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(run_dir / "config.yaml", config)
         save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
+    barrier(dist)  # rank 0's files are whole before another rank reads (or tidies) the folder
 
     # Subsample on the CPU before the move, so the chosen images do not depend on the device.
     if config.train_subset is not None or config.test_subset is not None:
@@ -123,6 +124,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
             start_epoch, history = checkpoint["epoch"], list(checkpoint["metrics"])
             elapsed_before = checkpoint["elapsed_seconds"]
             guard.load_state_dict(checkpoint.get("nonfinite"))
+        barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
         # metrics.jsonl holds exactly the checkpointed epochs: lines logged after the checkpoint
         # (a kill between the two writes) are dropped, and a missing line is restored.
         if dist.is_main:

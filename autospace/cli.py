@@ -171,8 +171,9 @@ def _command_run(args: argparse.Namespace) -> int:
     overrides = (_madds_override("budget_madds", args.budget_madds)
                  + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
                                               "precision", "seed", "tensorboard")))
-    if args.skip_nonfinite is not None:  # a setting of each stage that has it (the NSE stage has not)
-        overrides[:0] = [f"{stage}.skip_nonfinite={args.skip_nonfinite}" for stage in ("evolve", "search", "train")]
+    if args.skip_nonfinite is not None:  # a setting of every stage
+        overrides[:0] = [f"{stage}.skip_nonfinite={args.skip_nonfinite}"
+                         for stage in ("evolve", "nse", "search", "train")]
     if args.resume:
         out = Path(args.resume)
         metrics = run_pipeline(_resumed_config(RunConfig, out, overrides), out, resume=True)

@@ -12,7 +12,7 @@ from autospace.evolve.nse import evolve_nse
 from autospace.evolve.nse_config import NseConfig
 
 EVOLVE_METHODS = {"autospace": (EvolveConfig, evolve_autospace), "nse": (NseConfig, evolve_nse)}
-DISTRIBUTED_METHODS = ("autospace",)  # methods whose loop uses autospace.distributed (torchrun)
+DISTRIBUTED_METHODS = ("autospace", "nse")  # methods whose loop uses autospace.distributed (torchrun)
 
 
 def evolve(method: str, config, out: str | Path, resume: bool = False):

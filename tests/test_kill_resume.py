@@ -289,10 +289,10 @@ def _check(kind: str, plan: list[str], tmp_path: Path, reference: References, se
 # ---- default: one or two points per kind, each a different way a kill can land ------------------
 
 QUICK_PLANS = {
-    "evolve": ["torn:2"],         # in the middle of the 2nd log line, before its checkpoint
-    "spos": ["rotate:3"],         # checkpoint 2 rotated to .prev, checkpoint 3 not yet written
-    "proxyless-g": ["checkpoint:3"],  # after the last checkpoint, before arch.json
-}
+    "evolve": ["torn:2"],                   # in the middle of the 2nd log line, before its checkpoint
+    "spos": ["log:1"],                      # after the 1st log line, before the 1st checkpoint
+    "proxyless-g": ["rotate:2", "checkpoint:2"],  # checkpoint 1 rotated to .prev, the 2nd not written;
+}                                           # then after the last checkpoint, before arch.json
 
 
 @pytest.mark.parametrize("kind", list(QUICK_PLANS))

@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from autospace.arch.codec import save_arch
-from autospace.atomic import atomic_write_json
+from autospace.atomic import atomic_write_json, truncate_jsonl
+from autospace.checkpoints import NEWEST, PREVIOUS
 from autospace.cost import network_cost
 from autospace.distributed import barrier, sync_batch_layers
 from autospace.errors import AutospaceError
@@ -40,6 +41,8 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
     if resume and not out.is_dir():
         raise AutospaceError(f"cannot resume: run folder {out} does not exist")
     session = open_session(config, out, resume)
+    if resume and session.distributed.is_main and not any((out / name).exists() for name in (NEWEST, PREVIOUS)):
+        truncate_jsonl(out / "search.jsonl", 0)  # killed before its first checkpoint: the search starts again
     data = session.dataset
     space = resolve_space(config.space, config.preset, data.num_classes, data.channels, data.resolution)
     generator = torch.Generator().manual_seed(config.seed + 3)

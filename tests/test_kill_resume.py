@@ -62,6 +62,9 @@ from pathlib import Path
 
 import autospace.atomic as atomic
 
+# Ctrl-C semantics even when the test runner was started with SIGINT ignored (a background job).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 kind, _, number = os.environ.get("AUTOSPACE_TEST_KILL_AT", "").partition(":")
 number = int(number or 0)
 seen = {"checkpoint": 0, "log": 0}
@@ -312,6 +315,23 @@ def test_train_killed_during_a_checkpoint_write_and_at_a_random_moment(tmp_path,
     assert torch.load(out / "checkpoint.prev.pt", weights_only=True)["epoch"] == 1
     delay = random.Random(7).uniform(0.4 * seconds, 0.9 * seconds)
     print("train: write:2: killed;", *run_with_kills("train", out, ["delay"], {0: delay}))
+    assert final_outputs("train", out) == expected
+
+
+def test_sigint_stops_cleanly_and_resumes_to_the_uninterrupted_outputs(tmp_path, reference):
+    """Ctrl-C after the first checkpoint: exit status 130, a one-line hint to --resume, no
+    traceback; the resumed run ends where an uninterrupted one does (SIGTERM: test_interrupt.py)."""
+    expected, _ = reference("train")
+    out = tmp_path / "interrupted"
+    run = Run("train", out, resume=False)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoint.pt").exists() and run.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.process.send_signal(signal.SIGINT)
+    assert run.wait() == 130
+    error = run.stderr_path.read_text().strip()
+    assert error == f"autospace: interrupted; the last checkpoint is kept; continue with --resume {out}"
+    assert Run("train", out, resume=True).wait() == 0
     assert final_outputs("train", out) == expected
 
 

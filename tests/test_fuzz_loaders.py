@@ -93,3 +93,92 @@ def test_random_bytes_as_files(tmp_path_factory, data):
 def test_random_overrides_into_every_config(key, value):
     for cls in (TrainConfig, EvolveConfig, SearchConfig):
         _clean(load_config, cls, None, [f"{key}={value}"])
+
+
+# ---- data files: random and damaged bytes into every file reader -------------------------------------
+
+def _valid_npz_bytes() -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arrays = {"classes": np.array(["a", "b"])}
+    for split in ("train", "test"):
+        blobs = []
+        for index in range(3):
+            buffer = io.BytesIO()
+            Image.new("RGB", (8, 8), (80 * index, 20, 40)).save(buffer, format="JPEG")
+            blobs.append(np.frombuffer(buffer.getvalue(), np.uint8))
+        arrays[f"{split}_jpeg"] = np.concatenate(blobs)
+        arrays[f"{split}_offsets"] = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
+        arrays[f"y_{split}"] = np.array([0, 1, 0], np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+VALID_NPZ = _valid_npz_bytes()
+DAMAGE = st.one_of(
+    st.binary(max_size=300).map(lambda data: ("replace", data)),
+    st.tuples(st.integers(0, len(VALID_NPZ) - 1), st.integers(0, 255)).map(lambda edit: ("byte", edit)),
+    st.integers(0, len(VALID_NPZ)).map(lambda length: ("cut", length)),
+)
+
+
+def _damaged(valid: bytes, damage) -> bytes:
+    kind, value = damage
+    if kind == "replace":
+        return value
+    if kind == "cut":
+        return valid[:value]
+    position, byte = value
+    return valid[:position] + bytes([byte]) + valid[position + 1:]
+
+
+def _read_clean(reader, path):
+    """A reader's output becomes a data set (which checks it again) or an AutospaceError, nothing else."""
+    from autospace.data.dataset import build_dataset
+
+    try:
+        build_dataset("fuzz", reader(path), source=str(path))
+    except AutospaceError:
+        pass
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DAMAGE)
+def test_damaged_npz_into_the_cifar_reader(tmp_path_factory, damage):
+    from autospace.data.cifar import read_cifar_jpeg_npz
+
+    path = tmp_path_factory.mktemp("npz") / "cifar10_jpeg.npz"
+    path.write_bytes(_damaged(VALID_NPZ, damage))
+    _read_clean(read_cifar_jpeg_npz, path)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                        "t10k-labels-idx1-ubyte"]), st.binary(max_size=120), st.booleans())
+def test_random_bytes_as_an_idx_file_or_image(tmp_path_factory, name, data, as_image):
+    from PIL import Image
+
+    from autospace.data.idx import read_idx_folder
+    from autospace.data.imagefolder import read_image_folder
+
+    root = tmp_path_factory.mktemp("files")
+    if as_image:  # one image of a small ImageFolder tree replaced by the bytes
+        for split in ("train", "test"):
+            for label in ("a", "b"):
+                (root / split / label).mkdir(parents=True)
+                Image.new("L", (4, 4), 60 if label == "a" else 200).save(root / split / label / "0.png")
+        (root / "train" / "b" / "0.png").write_bytes(data)
+        _read_clean(read_image_folder, root)
+        return
+    header = {"images": b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") * 2,
+              "labels": b"\x00\x00\x08\x01" + (2).to_bytes(4, "big")}
+    for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
+        (root / stem).write_bytes(header["images"] + bytes(range(18)))
+    for stem in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        (root / stem).write_bytes(header["labels"] + bytes([0, 1]))
+    (root / name).write_bytes(data)
+    _read_clean(read_idx_folder, root)

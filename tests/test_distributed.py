@@ -284,7 +284,7 @@ def test_skip_nonfinite_train(tmp_path, monkeypatch):
 def test_skip_nonfinite_search_and_evolve(tmp_path, monkeypatch):
     import autospace.data.stream as stream
 
-    config = replace(SEARCH, skip_nonfinite=1)
+    config = replace(SEARCH, data="synthetic:128,32", skip_nonfinite=1)
     poison(monkeypatch, stream, {3})
     search(config, tmp_path / "search")
     records = read_jsonl(tmp_path / "search" / "search.jsonl")
@@ -296,6 +296,7 @@ def test_skip_nonfinite_search_and_evolve(tmp_path, monkeypatch):
     assert history[-1]["skipped_nonfinite"] == 1
     assert all(math.isfinite(record["weight_loss"]) for record in history)
 
-    poison(monkeypatch, stream, {2})
-    with pytest.raises(AutospaceError, match=r"evolve: the loss became nan at regeneration 1"):
+    poison(monkeypatch, stream, {2})  # the weights go NaN, then the fitness: stopped before the next draw
+    with pytest.raises(AutospaceError, match=r"evolve: the loss became nan at weight step 5 \(the fitness is NaN\); "
+                                             r"no checkpoint was written yet"):
         evolve("autospace", EVOLVE, tmp_path / "evolve-stops")

@@ -16,6 +16,7 @@ ranks keep identical populations, fitness and weights. Rank 0 writes the folder.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from pathlib import Path
@@ -207,6 +208,13 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         lr = learning_rate_at(step, total_steps, 0, config.weight_lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        if step >= warmup_steps:
+            # Sampling brings p = softmax(alpha) to the host anyway: a NaN there means the run went bad
+            # since the last regeneration's check; stop with the usual message, not inside the sampler.
+            probabilities = supernet.path_probabilities()
+            if not all(math.isfinite(value) for layer in probabilities for value in layer):
+                require_finite_loss(float("nan"), "evolve", f"weight step {step + 1} (the fitness is NaN)", out,
+                                    f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume")
         paths = supernet.sample_weight_paths(sampler, uniform=step < warmup_steps)
         inputs, labels = train_stream.next()
         guard.remember(supernet)

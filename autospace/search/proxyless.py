@@ -153,6 +153,10 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                 architecture.step()
             arch_loss_sum += arch_loss.detach()
             arch_steps += 1
+            # The next draw needs finite probabilities: stop here with the usual message, not in the sampler.
+            if not bool(torch.isfinite(torch.cat([logits.detach() for logits in distributions.logits])).all()):
+                require_finite_loss(float("nan"), f"search {config.method}", position, session.out,
+                                    f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume")
 
         # -- end of epoch: validate the argmax path, log, checkpoint -------------------------------
         epoch += 1

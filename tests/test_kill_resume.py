@@ -10,7 +10,8 @@ autospace` runs, behind the small launcher below. Kill points:
   fsync of the new file and its rename (`write:k`: a kill during the checkpoint write), right
   after checkpoint.pt was rotated to checkpoint.prev.pt (`rotate:k`), right after the k-th
   log line (`log:k`, before that line's checkpoint) or in the middle of writing it (`torn:k`);
-- from outside: SIGKILL after a delay drawn from a seeded RNG (`delay`).
+- from outside: SIGKILL once the process has used a CPU time drawn from a seeded RNG
+  (`delay`; CPU time, so that where the kill lands does not depend on the machine's load).
 
 Outputs compared: evolve space.json, space.md and history.jsonl; search arch.json, result.json
 and search.jsonl; train metrics.json, metrics.jsonl and every tensor of model.pt; timing
@@ -149,6 +150,7 @@ class Run:
         with open(out.parent / f".{out.name}.stdout", "w") as stdout, open(self.stderr_path, "w") as stderr:
             self.process = subprocess.Popen([sys.executable, "-c", LAUNCHER, *_arguments(kind, out, resume)],
                                             cwd=ROOT, env=_environment(kill_at), stdout=stdout, stderr=stderr)
+        self.started = time.monotonic()
         self.code: int | None = None
         self.cpu_seconds = 0.0
 
@@ -158,6 +160,15 @@ class Run:
             if pid:
                 self._finished(status, usage)
         return self.code is None
+
+    def cpu_seconds_so_far(self) -> float:
+        """CPU time used so far (Linux /proc; else wall time since the start): a moment of the run
+        that does not depend on how busy the machine is."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return time.monotonic() - self.started
 
     def kill(self) -> None:
         if self.running():
@@ -186,20 +197,20 @@ def _log_lines(kind: str, out: Path) -> int:
 
 def run_with_kills(kind: str, out: Path, plan: list[str], delays: dict[int, float] | None = None) -> list[str]:
     """Run `kind` into `out`, killed once per entry of `plan` (a kill point of the launcher, or
-    "delay" for an outside SIGKILL after `delays[index]` seconds), resuming after each kill, then
-    resume to the end. Returns what happened at each kill (for the test report)."""
+    "delay" for an outside SIGKILL once the process has used `delays[index]` seconds of CPU),
+    resuming after each kill, then resume to the end. Returns what happened at each kill."""
     happened = []
     for index, point in enumerate(plan + [""]):
         resume = (out / "config.yaml").exists()
         if point == "delay":
             run = Run(kind, out, resume)
-            deadline = time.monotonic() + delays[index]
-            while time.monotonic() < deadline and run.running():
-                time.sleep(0.01)
+            deadline = time.monotonic() + 600
+            while run.running() and run.cpu_seconds_so_far() < delays[index] and time.monotonic() < deadline:
+                time.sleep(0.005)
             finished_first = not run.running()
             run.kill()
             code = run.wait()
-            happened.append(f"delay {delays[index]:.2f}s: " + ("finished before the kill" if finished_first else
+            happened.append(f"delay {delays[index]:.2f}s CPU: " + ("finished before the kill" if finished_first else
                                                               f"killed with {_log_lines(kind, out)} log lines"))
             assert code == (0 if finished_first else -signal.SIGKILL), run.stderr_path.read_text()
             continue
@@ -279,9 +290,9 @@ def reference(tmp_path_factory):
 
 def _check(kind: str, plan: list[str], tmp_path: Path, reference: References, seed: int = 0) -> list[str]:
     expected, seconds = reference(kind)
-    # An outside kill lands somewhere inside the run: mostly after start-up (~2 s), before the end.
+    # An outside kill lands somewhere inside the run: mostly after start-up (~2 s of CPU), before the end.
     rng = random.Random(seed)
-    delays = {index: rng.uniform(0.4 * seconds, 0.9 * seconds) for index, point in enumerate(plan)
+    delays = {index: rng.uniform(0.5 * seconds, 0.95 * seconds) for index, point in enumerate(plan)
               if point == "delay"}
     happened = run_with_kills(kind, tmp_path / "killed", plan, delays)
     print(f"{kind}: " + "; ".join(happened))
@@ -313,7 +324,7 @@ def test_train_killed_during_a_checkpoint_write_and_at_a_random_moment(tmp_path,
     assert not (out / "checkpoint.pt").exists() and (out / "checkpoint.prev.pt").exists()
     assert len(list(out.glob(".checkpoint.pt.*.tmp"))) == 1
     assert torch.load(out / "checkpoint.prev.pt", weights_only=True)["epoch"] == 1
-    delay = random.Random(7).uniform(0.4 * seconds, 0.9 * seconds)
+    delay = random.Random(7).uniform(0.5 * seconds, 0.95 * seconds)
     print("train: write:2: killed;", *run_with_kills("train", out, ["delay"], {0: delay}))
     assert final_outputs("train", out) == expected
 

@@ -154,8 +154,8 @@ def test_torchrun_search_finds_the_same_network_as_one_process(tmp_path):
 @pytest.mark.parametrize("method", ["proxyless-rl", "spos"])
 def test_torchrun_search_methods_agree_across_ranks(tmp_path, method):
     """Both ranks end with identical state (the run checks it) and rank 0 writes what one process writes."""
-    config = replace(SEARCH, method=method, weight_lr=0.01, population=6, top=2, mutations=3, crossovers=3,
-                     generations=2, eval_batches=1)
+    config = replace(SEARCH, method=method, population=6, top=2, mutations=3, crossovers=3, generations=2,
+                     eval_batches=1)
     search(config, tmp_path / "one")
     save_config(tmp_path / "search.yaml", config)
     run_cli("search", "--config", str(tmp_path / "search.yaml"), "--out", str(tmp_path / "two"))
@@ -224,12 +224,23 @@ def test_torchrun_refuses_a_batch_that_does_not_split(tmp_path):
     assert not (tmp_path / "run" / "config.yaml").exists()
 
 
-def test_nse_is_refused_under_torchrun(tmp_path, monkeypatch):
-    from autospace.evolve import EVOLVE_METHODS
+def test_torchrun_nse_agrees_across_ranks_and_with_one_process(tmp_path):
+    """NSE under torchrun: the ranks agree (the run checks subsets, space and alphas), rank 0 writes
+    what one process writes, and the losses match one process on the same global batch."""
+    from autospace.evolve import NseConfig
 
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(AutospaceError, match="does not run under torchrun"):
-        evolve("nse", EVOLVE_METHODS["nse"][0](), tmp_path / "nse")
+    config = NseConfig(data="synthetic:128,32", preset="cifar-small", budget_madds=15_000_000, subset_size=2,
+                       rounds=2, epochs_per_round=1, batch_size=16, weight_lr=1e-5, warmup_epochs=0.5,
+                       samples=3, sample_draws=10, recalibration_batches=1, eval_batches=1, checkpoint_every=100,
+                       device="cpu", progress=False)
+    evolve("nse", config, tmp_path / "one")
+    save_config(tmp_path / "nse.yaml", config)
+    run_cli("evolve", "--method", "nse", "--config", str(tmp_path / "nse.yaml"), "--out", str(tmp_path / "two"))
+    assert files(tmp_path / "two") == files(tmp_path / "one")
+    one, two = (read_jsonl(tmp_path / name / "history.jsonl") for name in ("one", "two"))
+    assert numbers(two, "weight_loss", "arch_loss") == pytest.approx(numbers(one, "weight_loss", "arch_loss"),
+                                                                      rel=1e-3)
+    assert [record["subsets"] for record in two] == [record["subsets"] for record in one]
 
 
 def test_one_process_never_touches_torch_distributed():

@@ -34,7 +34,7 @@ from autospace.atomic import append_jsonl, atomic_write_json, read_jsonl, trunca
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
 from autospace.device import hardware_info
-from autospace.distributed import all_reduce_mean, check_same_on_all_ranks
+from autospace.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.nse_config import NseConfig
@@ -65,6 +65,7 @@ def round_supernet(skeleton, layers: list[LayerSubset], initialiser: torch.Gener
     space = SearchSpace(skeleton=skeleton, layers=tuple(tuple(Candidate(b) for b in layer.subset) for layer in layers),
                         name="nse-round")
     supernet = BlockSupernet(space, initialiser, add_zero=False).to(session.device)
+    sync_batch_layers(session.distributed, supernet)  # under torchrun BN sees the global batch
     if session.channels_last:
         supernet = supernet.to(memory_format=torch.channels_last)
     if previous is not None:
@@ -259,14 +260,14 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                 if progress is not None:
                     progress.update(1)
                 if step % config.checkpoint_every == 0 and step < steps_per_round:
-                    running["weight_loss"] += weight_loss.item()
+                    running["weight_loss"] += all_reduce_mean(dist, weight_loss).item()  # the global batch's loss
                     weight_loss.zero_()
                     require_finite_loss(running["weight_loss"] + running["arch_loss"], "evolve nse",
                                         f"round {round_index}, step {step}", out,
                                         f"lower weight_lr (now {config.weight_lr}), then --resume")
                     if save_checkpoint():
                         return None
-            running["weight_loss"] += weight_loss.item()
+            running["weight_loss"] += all_reduce_mean(dist, weight_loss).item()  # the global batch's loss
             if progress is not None:
                 progress.close()
             require_finite_loss(running["weight_loss"] + running["arch_loss"], "evolve nse",

@@ -330,9 +330,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         return {"madds": cost.madds, "params": cost.params}
 
     if dist.is_main:
-        save_space(out / "space.json", space, annotate)
         write_space_table(out / "space.md", space)
         write_fitness_plot(out / "fitness.png", out / "history.jsonl", space)
+        save_space(out / "space.json", space, annotate)  # last: `autospace run` reads it as "stage done"
     barrier(dist)  # space.json is there for every rank (autospace run searches in it next)
     return space
 

@@ -377,8 +377,8 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     check_same_on_all_ranks(dist, {"space": [[block_to_string(c.block) for c in layer] for layer in space.layers],
                                    "alphas": [a.detach().tolist() for a in alphas]}, "the NSE space and alphas")
     if dist.is_main:
-        save_space(out / "space.json", space, annotate)
         write_space_table(out / "space.md", space)
+        save_space(out / "space.json", space, annotate)  # last: `autospace run` reads it as "stage done"
     return space
 
 

@@ -30,7 +30,7 @@ from autospace.arch.blocks import MultiBranch, block_to_string, canonical_block
 from autospace.arch.codec import load_space, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, atomic_write_json, read_jsonl, truncate_jsonl
+from autospace.atomic import append_jsonl, atomic_write_json, truncate_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
 from autospace.device import hardware_info
@@ -202,8 +202,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
 
     show = config.progress and dist.is_main
     scalars = ScalarMirror(out, config.tensorboard and dist.is_main)
-    candidate_madds = supernet.candidate_madds()
-    fixed_madds = supernet.fixed_madds()
+    fixed_madds = supernet.fixed_madds()  # stem, head, fixed layers: the same every round
     while True:
         sizes = [len(layer.subset) for layer in layers]
         candidate_madds = supernet.candidate_madds()

@@ -6,12 +6,10 @@ shrinks the run for a CPU.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-
-def _help(text: str, default):
-    return field(default=default, metadata={"help": text})
+from autospace.evolve.config import _help
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ timing, so lazy bank creation and cuDNN autotuning of unseen shapes are not
 counted. Prints one JSON line with the ratios (target on a GPU: weight <= 1.05,
 fitness <= 2.0) and, on CUDA, peak-memory ratios; then a sequence of steps on
 fresh paths, as in training, whose slowest step over the median should stay
-<= 1.5.
+<= 1.5. The fitness step is also timed with the cells' sharing of bank results
+turned off (`GatedCellLayer.share_subcomputations`): `fitness_sharing_speedup`
+is what reusing a shared input conv and node-0 edges saves.
 
     python bench/evolve_speed.py --preset cifar --budget-madds 60M --batch-size 128
 """
@@ -108,12 +110,21 @@ def main() -> None:
     def fitness_step(paths):
         torch.autograd.grad(loss_of(supernet, paths), supernet.alphas())
 
+    def unshared_fitness_step(paths):
+        for layer in supernet.gated_layers:
+            layer.share_subcomputations = False
+        try:
+            fitness_step(paths)
+        finally:
+            for layer in supernet.gated_layers:
+                layer.share_subcomputations = True
+
     # Warm every candidate: cell index i of every layer, forward and backward.
     for index in range(args.candidates):
         weight_step([((index,), index) for _ in cells])
     sampler = torch.Generator().manual_seed(args.seed + 1)
     ratios_weight, ratios_fitness, memory_weight, memory_fitness = [], [], [], []
-    alone_times, weight_times, fitness_times = [], [], []
+    alone_times, weight_times, fitness_times, unshared_times = [], [], [], []
     for _ in range(args.paths):
         weight_paths = supernet.sample_weight_paths(sampler)
         fitness_paths = supernet.sample_fitness_paths(sampler)
@@ -133,6 +144,10 @@ def main() -> None:
         alone_time = statistics.median(timed(device, alone_step) for _ in range(args.repeats))
         weight_time = statistics.median(timed(device, lambda: weight_step(weight_paths)) for _ in range(args.repeats))
         fitness_time = statistics.median(timed(device, lambda: fitness_step(fitness_paths)) for _ in range(args.repeats))
+        unshared_fitness_step(fitness_paths)
+        unshared_time = statistics.median(timed(device, lambda: unshared_fitness_step(fitness_paths))
+                                          for _ in range(args.repeats))
+        unshared_times.append(1000 * unshared_time)
         alone_times.append(1000 * alone_time)
         weight_times.append(1000 * weight_time)
         fitness_times.append(1000 * fitness_time)
@@ -163,13 +178,14 @@ def main() -> None:
         "candidates_per_layer": args.candidates, "batch_size": args.batch_size, "paths": args.paths,
         "weight_step_ratio": summary(ratios_weight), "weight_step_ratio_max": round(max(ratios_weight), 3),
         "fitness_step_ratio": summary(ratios_fitness), "fitness_step_ratio_max": round(max(ratios_fitness), 3),
+        "fitness_sharing_speedup": round(statistics.median(u / f for u, f in zip(unshared_times, fitness_times)), 3),
         "weight_step_memory_ratio": summary(memory_weight), "fitness_step_memory_ratio": summary(memory_fitness),
         "precision": str(autocast_dtype or "fp32"), "channels_last": channels_last,
         "sequence_steps": args.sequence,
         "sequence_weight_step_max_over_median": max_over_median(sequence_weight),
         "sequence_fitness_step_max_over_median": max_over_median(sequence_fitness),
         "median_step_ms": {"alone": summary(alone_times), "weight": summary(weight_times),
-                           "fitness": summary(fitness_times)},
+                           "fitness": summary(fitness_times), "fitness_unshared": summary(unshared_times)},
         "device": hardware_info(device).get("device_name", str(device)), "hardware": hardware_info(device),
     }))
 

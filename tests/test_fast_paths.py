@@ -199,6 +199,19 @@ def test_train_speed_bench_prints_one_json_line(tmp_path):
     assert figures["hardware"]["torch_version"] == torch.__version__
 
 
+def test_evolve_speed_bench_prints_ratios_and_the_sharing_speedup():
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "evolve_speed.py"), "--preset", "cifar-small",
+                             "--budget-madds", "15M", "--candidates", "3", "--batch-size", "4", "--paths", "2",
+                             "--repeats", "1", "--sequence", "2", "--device", "cpu"],
+                            capture_output=True, text=True, check=True, timeout=300)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["bench"] == "evolve_speed" and figures["candidates_per_layer"] == 3
+    for key in ("weight_step_ratio", "fitness_step_ratio", "fitness_sharing_speedup"):
+        assert figures[key] > 0, key
+    assert set(figures["median_step_ms"]) == {"alone", "weight", "fitness", "fitness_unshared"}
+    assert figures["weight_step_memory_ratio"] is None  # peak memory is measured on CUDA only
+
+
 @needs_cuda
 def test_bf16_autocast_train_step_on_cuda():
     model, _ = twin_models("cuda")

@@ -301,6 +301,37 @@ def test_weight_step_trains_only_the_chosen_cells_and_fitness_step_only_the_pair
         assert all(p.grad is None for p in layer.bank.parameters() if id(p) in only_other)
 
 
+def test_fitness_step_sharing_bank_results_changes_no_value_or_gradient():
+    """Cells of one expansion share the bank's input conv (and REF / SHARES_REF their 0->1 edge):
+    with sharing each runs once per fitness step, and the logits and every gradient are the same."""
+    paths = [((0, 2), 2), ((0, 2), 0), ((0, 3), 3), ((2, 3), 3)]  # layer 1: SHARES_REF + REF, both e6
+    labels = torch.tensor([0, 3, 1])
+    results = {}
+    for share in (False, True):
+        supernet = make_supernet().double()
+        supernet.train()
+        for layer in supernet.gated_layers:
+            layer.share_subcomputations = share
+        bank = supernet.banks[1]
+        calls = {"input|e6": 0, "e6|0->1|dwconv3x3": 0}
+        for key in calls:
+            bank.module(key).register_forward_hook(lambda *_, key=key: calls.__setitem__(key, calls[key] + 1))
+        logits = supernet(images(batch=3).double(), paths)
+        functional.cross_entropy(logits, labels).backward()
+        results[share] = (logits.detach(), [alpha.grad.clone() for alpha in supernet.alphas()],
+                          {name: p.grad.clone() for name, p in supernet.named_parameters() if p.grad is not None},
+                          calls)
+    (plain_logits, plain_alpha, plain_weights, plain_calls), (logits, alpha, weights, calls) = results[False], results[True]
+    assert plain_calls == {"input|e6": 2, "e6|0->1|dwconv3x3": 2}
+    assert calls == {"input|e6": 1, "e6|0->1|dwconv3x3": 1}
+    assert torch.allclose(logits, plain_logits, rtol=0, atol=1e-12)
+    for shared, plain in zip(alpha, plain_alpha):
+        assert torch.allclose(shared, plain, rtol=0, atol=1e-12)
+    assert weights.keys() == plain_weights.keys()
+    for name in weights:
+        assert torch.allclose(weights[name], plain_weights[name], rtol=0, atol=1e-12), name
+
+
 def test_probabilities_follow_alpha_updates_and_rescale():
     supernet = make_supernet()
     assert torch.allclose(torch.tensor(supernet.path_probabilities()), torch.softmax(torch.tensor(FITNESS), 1))

@@ -58,11 +58,33 @@ class CellModule(nn.Module):
                       for node in range(1, INNER_NODES)]
 
     def forward(self, x):
+        return self.forward_sharing(x, None)
+
+    def forward_sharing(self, x, memo: dict | None):
+        """`forward`, reusing the results in `memo` of bank modules already applied to the same tensor.
+
+        In a supernet's fitness step two cells of one layer read the same input, and cells of one
+        expansion share the bank's input conv and their common edges out of node 0 (the same module
+        objects): the second cell takes those results from `memo` instead of computing them again.
+        `memo` maps (module, input) identities to (input, output); holding the input keeps its id
+        from being reused while the memo lives. None: compute everything (`forward`).
+        """
         import torch
 
-        nodes = {0: self.input_conv(x)}
+        def apply(module, value):
+            if memo is None:
+                return module(value)
+            key = (id(module), id(value))
+            hit = memo.get(key)
+            if hit is not None:
+                return hit[1]
+            result = module(value)
+            memo[key] = (value, result)
+            return result
+
+        nodes = {0: apply(self.input_conv, x)}
         for node, keys, sources in self._plan:
-            inputs = [self.edges[key](nodes[source]) for key, source in zip(keys, sources) if source in nodes]
+            inputs = [apply(self.edges[key], nodes[source]) for key, source in zip(keys, sources) if source in nodes]
             if not inputs:
                 continue
             if str(node) in self.projections:

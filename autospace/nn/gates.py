@@ -88,7 +88,7 @@ def _check_path(count: int, active: tuple[int, ...], chosen: int) -> None:
 
 
 def gated_output(modules: Sequence[Callable], x, active: tuple[int, ...], chosen: int,
-                 logits: torch.Tensor | None) -> torch.Tensor:
+                 logits: torch.Tensor | None, share_subcomputations: bool = True) -> torch.Tensor:
     """The ProxylessNAS binary-gate output of one layer with candidates `modules`.
 
     - `active == (chosen,)`: `modules[chosen](x)`; `logits` is not used (may be None).
@@ -97,6 +97,11 @@ def gated_output(modules: Sequence[Callable], x, active: tuple[int, ...], chosen
       The value is the chosen output exactly; dL/dlogits_i = sum_j <dL/dy, out_j> p_j (delta_ij - p_i)
       over the active i (zero elsewhere): exact for a loss linear in y, and unbiased when
       chosen ~ p and dL/dy is affine in y.
+    - `share_subcomputations`: candidates with a `forward_sharing(x, memo)` method (cells from one
+      weight bank) compute a bank module applied to the same tensor once per step: the chosen
+      candidate runs first and the others reuse its input conv and common node-0 edges. Values
+      and gradients are unchanged; a shared BN layer updates its running statistics once per
+      step instead of once per candidate that reads it.
     """
     active = tuple(active)
     _check_path(len(modules), active, chosen)
@@ -107,13 +112,18 @@ def gated_output(modules: Sequence[Callable], x, active: tuple[int, ...], chosen
     if logits.dim() != 1 or logits.shape[0] != len(modules):
         raise AutospaceError(
             f"logits must have shape ({len(modules)},), one per candidate; got {tuple(logits.shape)}")
-    outputs = []
-    for index in active:
-        if index == chosen:
-            outputs.append(modules[index](x))
-        else:
-            with torch.no_grad():
-                outputs.append(modules[index](x).detach())
+    memo = {} if share_subcomputations else None
+
+    def run(module):
+        sharing = memo is not None and hasattr(module, "forward_sharing")
+        return module.forward_sharing(x, memo) if sharing else module(x)
+
+    by_index = {chosen: run(modules[chosen])}  # first, so the others reuse its intermediate results
+    with torch.no_grad():
+        for index in active:
+            if index != chosen:
+                by_index[index] = run(modules[index]).detach()
+    outputs = [by_index[index] for index in active]
     p = torch.softmax(logits[list(active)], 0)
     gates = p - p.detach()  # value 0: y equals the chosen output exactly; gradient dp/dlogits
     y = outputs[active.index(chosen)]
@@ -176,8 +186,12 @@ class GatedCellLayer(nn.Module):
     def probabilities(self) -> torch.Tensor:
         return torch.softmax(self.alpha.detach().float(), 0)
 
+    # Whether a fitness step's cells reuse each other's shared bank results (`gated_output`);
+    # bench/evolve_speed.py turns it off to measure what it saves.
+    share_subcomputations = True
+
     def forward(self, x, active: tuple[int, ...], chosen: int):
-        return gated_output(self.cell_modules, x, active, chosen, self.alpha)
+        return gated_output(self.cell_modules, x, active, chosen, self.alpha, self.share_subcomputations)
 
     def mixed_output(self, x):
         """The exact Eq. 3 output sum_i softmax(alpha)_i out_i over all M cells (analysis, tests)."""

@@ -156,10 +156,11 @@ def search_curves_png(records: list[dict], target: int | None) -> bytes | None:
         drawn |= _plot(loss, records, "epoch", "validation_loss", "held-out loss")
         drawn |= _plot(loss, records, "epoch", "arch_loss", "architecture loss")
         _finish(loss, "search: losses", "epoch", "loss")
-        drawn |= _plot(accuracy, records, "epoch", "validation_accuracy", "held-out (argmax network)", 100)
+        drawn |= _plot(accuracy, records, "epoch", "validation_accuracy", "held-out (returned network)", 100)
         _finish(accuracy, "search: held-out accuracy", "epoch", "accuracy (%)")
         drawn |= _plot(madds, records, "epoch", "expected_madds", "expected", 1e-6)
         drawn |= _plot(madds, records, "epoch", "argmax_madds", "argmax network", 1e-6)
+        drawn |= _plot(madds, records, "epoch", "choice_madds", "returned network (fitted to the budget)", 1e-6)
         target = target or next((r["target_madds"] for r in records if r.get("target_madds")), None)
         x_label = "epoch"
     if target:

@@ -54,7 +54,10 @@ def write_run_report(out: str | Path) -> Path:
                   f"space; held-out accuracy during search {result.get('validation_accuracy')}; "
                   f"{len(records)} log records.", "",
                   f"Params {cost.params:,}; MAdds {cost.madds:,} ({cost.madds / 1e6:.2f}M, "
-                  f"{100 * cost.madds / result['target_madds']:.0f}% of the target).", "",
+                  f"{100 * cost.madds / result['target_madds']:.0f}% of the target)."
+                  + (f" The architecture's argmax had {result['argmax_madds'] / 1e6:.2f}M MAdds, over the target; "
+                     f"this is the most probable network within it (fit_to_budget)."
+                     if result.get("fitted_to_budget") else ""), "",
                   "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
         for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
             lines.append(f"| {slot.index} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "

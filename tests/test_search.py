@@ -85,3 +85,21 @@ def test_cli_search_and_bad_space(tmp_path, capsys):
     assert main(["search", "--space", str(tmp_path / "nope.json"), "--data", "synthetic",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "space.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["proxyless-g", "proxyless-rl"])
+def test_a_search_over_budget_returns_the_most_probable_network_within_it(method, tmp_path):
+    # One epoch after warm-up barely moves the logits, so the argmax is the large first candidate
+    # (k3 e3, or whichever the distributions prefer) of every layer and far over this tight target.
+    target = 11_000_000
+    fitted = search(_config(method=method, target_madds=target), tmp_path / "fitted")
+    result = json.loads((tmp_path / "fitted" / "result.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "fitted" / "search.jsonl").read_text().splitlines()]
+    assert result["argmax_madds"] == records[-1]["argmax_madds"] > target  # the case this test is about
+    assert result["fitted_to_budget"] and result["within_budget"]
+    assert network_madds(fitted) == result["madds"] == records[-1]["choice_madds"] <= target
+
+    plain = search(_config(method=method, target_madds=target, fit_to_budget=False), tmp_path / "plain")
+    plain_result = json.loads((tmp_path / "plain" / "result.json").read_text())
+    assert network_madds(plain) == plain_result["argmax_madds"] == result["argmax_madds"]
+    assert not plain_result["fitted_to_budget"] and not plain_result["within_budget"]

@@ -10,7 +10,8 @@ import torch
 
 from autospace.errors import AutospaceError
 from autospace.search.budget import (
-    check_budget, expected_madds, madds_penalized_loss, maximum_madds, minimum_madds, reward,
+    check_budget, expected_madds, madds_penalized_loss, maximum_madds, minimum_madds, most_probable_within_budget,
+    reward,
 )
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
 from autospace.search.evolution import EvolutionConfig, evolutionary_search, index_choice_operators
@@ -88,6 +89,8 @@ def test_minimum_maximum_and_check_budget():
         check_budget(5_000_000, CANDIDATES, FIXED)
     with pytest.raises(AutospaceError, match="at least 12.4M"):  # rounded up, never below the minimum
         check_budget(5_000_000, [[2_345_678]], 10_000_000)
+    with pytest.raises(AutospaceError, match=r"target 17,999,999 MAdds .*\(18,000,000 MAdds.*at least 18000000"):
+        check_budget(17_999_999, CANDIDATES, FIXED)  # one decimal would read "18.0M below 18.0M"
 
 
 def test_reward_by_hand():
@@ -290,3 +293,49 @@ def test_proxyless_gradient_toy_converges(weight):
         for logits, previous, (active, _) in zip(distributions.logits, old, pairs):
             rescale_pair(logits, previous, active)
     assert distributions.argmax() == best
+
+
+# -- the most probable network within the budget ------------------------------------------------
+
+def _brute_force_best(log_p, madds, fixed, target):
+    feasible = [choice for choice in itertools.product(*[range(len(layer)) for layer in madds])
+                if fixed + sum(layer[i] for layer, i in zip(madds, choice)) <= target]
+    return max(sum(layer[i] for layer, i in zip(log_p, choice)) for choice in feasible)
+
+
+def test_most_probable_within_budget_equals_brute_force():
+    rng = random.Random(0)
+    for _ in range(300):
+        madds = [[rng.randint(0, 30) for _ in range(rng.randint(1, 4))] for _ in range(rng.randint(1, 5))]
+        # Repeated values make ties in probability and in MAdds.
+        log_p = [[rng.choice([-0.5, -1.0, math.log(rng.random())]) for _ in layer] for layer in madds]
+        fixed = rng.randint(0, 5)
+        target = rng.randint(max(1, minimum_madds(madds, fixed)), max(1, maximum_madds(madds, fixed)))
+        choice = most_probable_within_budget(log_p, madds, fixed, target)
+        assert fixed + sum(layer[i] for layer, i in zip(madds, choice)) <= target
+        assert sum(layer[i] for layer, i in zip(log_p, choice)) == pytest.approx(
+            _brute_force_best(log_p, madds, fixed, target), abs=1e-12)
+
+
+def test_most_probable_within_budget_keeps_a_fitting_argmax_and_refuses_impossible_targets():
+    distributions = LayerDistributions([len(c) for c in CANDIDATES])
+    with torch.no_grad():
+        for logits, values in zip(distributions.logits, ([0.1, 0.2, 0.3], [0.0, 0.5, 0.9, 0.2], [0.0, 0.4])):
+            logits.copy_(torch.tensor(values))
+    log_p = distributions.host_log_probabilities()
+    argmax = distributions.argmax()
+    assert argmax == (2, 2, 1)
+    assert most_probable_within_budget(log_p, CANDIDATES, FIXED, network_madds(argmax)) == argmax
+    tighter = most_probable_within_budget(log_p, CANDIDATES, FIXED, network_madds(argmax) - 1)
+    assert tighter != argmax and network_madds(tighter) < network_madds(argmax)
+    assert most_probable_within_budget(log_p, CANDIDATES, FIXED, minimum_madds(CANDIDATES, FIXED)) == (0, 3, 0)
+    with pytest.raises(AutospaceError, match="smallest network"):
+        most_probable_within_budget(log_p, CANDIDATES, FIXED, minimum_madds(CANDIDATES, FIXED) - 1)
+    with pytest.raises(AutospaceError, match="log-probabilities"):
+        most_probable_within_budget([[0.0]] + log_p[1:], CANDIDATES, FIXED, 10 ** 9)
+
+
+def test_host_log_probabilities_match_the_probabilities():
+    distributions = random_distributions(4)
+    for log_p, p in zip(distributions.host_log_probabilities(), distributions.probabilities()):
+        assert torch.tensor(log_p).exp().tolist() == pytest.approx(p.tolist(), abs=1e-7)

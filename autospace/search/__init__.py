@@ -26,7 +26,7 @@ from autospace.search.session import open_session
 from autospace.search.spaces import BUILT_IN_SPACES, resolve_space
 from autospace.search.spos import SposEncoding, search_spos
 
-BUDGET_TOLERANCE = 0.10  # gradient and RL results may end up to 10% over the target
+BUDGET_TOLERANCE = 0.10  # with fit_to_budget=false, gradient and RL results may end up to 10% over the target
 
 
 def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_after_epoch: int | None = None,
@@ -80,21 +80,36 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
 
     network = network_of(best)
     cost = network_cost(network)
-    within = cost.madds <= config.target_madds * (1 + (0 if config.method == "spos" else BUDGET_TOLERANCE))
+    hard_budget = config.method == "spos" or config.fit_to_budget
+    within = cost.madds <= config.target_madds * (1 + (0 if hard_budget else BUDGET_TOLERANCE))
     result = {"method": config.method, "space": config.space, "target_madds": config.target_madds,
               "madds": cost.madds, "params": cost.params, "madds_over_target": cost.madds / config.target_madds,
               "within_budget": within, "validation_accuracy": score,
               "wall_time_s": round(records[-1]["elapsed_seconds"], 1) if records else None}
+    if config.method != "spos" and records:
+        # What the architecture distributions chose on their own, and whether the budget changed it.
+        result["argmax_madds"] = records[-1]["argmax_madds"]
+        result["fitted_to_budget"] = records[-1]["argmax"] != records[-1]["choice"]
     if session.distributed.is_main:
         # arch.json last: `autospace run` takes it as the sign that the search stage is done.
         atomic_write_json(out / "result.json", result)
         save_arch(out / "arch.json", network, info=result)
         if not within:
             print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
-                  f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; raise the "
-                  f"MAdds penalty (--set penalty_alpha=... / rl_exponent=...) or search longer", file=sys.stderr)
+                  f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; "
+                  f"{_stronger_penalty_hint(config)}, or keep fit_to_budget=true", file=sys.stderr)
     barrier(session.distributed)  # arch.json is there for every rank (autospace run trains it next)
     return network
+
+
+def _stronger_penalty_hint(config: SearchConfig) -> str:
+    """The setting that strengthens the MAdds term. (Not penalty_alpha: it scales the whole mul-log loss,
+    and Adam's step does not change with the scale of the loss.)"""
+    if config.method == "proxyless-rl":
+        return f"raise rl_exponent (now {config.rl_exponent})"
+    if config.penalty == "mul-log":
+        return f"raise penalty_beta (now {config.penalty_beta}) or use penalty=add-linear"
+    return f"raise penalty_weight (now {config.penalty_weight})"
 
 
 __all__ = ["SEARCH_METHODS", "SearchConfig", "search"]

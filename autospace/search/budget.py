@@ -100,10 +100,13 @@ def check_budget(target: int, candidate_madds: Sequence[Sequence[int]], fixed_ma
         raise AutospaceError(f"target MAdds must be positive, e.g. 60M; got {target}")
     smallest = minimum_madds(candidate_madds, fixed_madds)
     if target < smallest:
+        exact = f"{target / 1e6:.1f}" == f"{smallest / 1e6:.1f}"  # 1 decimal would print "18.0M below 18.0M"
+        shown = (lambda value: f"{value:,}") if exact else (lambda value: f"{value / 1e6:.1f}M")
         raise AutospaceError(
-            f"target {target / 1e6:.1f}M MAdds is below the smallest network this space allows "
-            f"({smallest / 1e6:.1f}M MAdds = {fixed_madds / 1e6:.1f}M fixed + the cheapest candidate of each "
-            f"of {len(candidate_madds)} layers); raise --target-madds to at least {_format_up(smallest)}")
+            f"target {shown(target)} MAdds is below the smallest network this space allows "
+            f"({shown(smallest)} MAdds = {fixed_madds / 1e6:.1f}M fixed + the cheapest candidate of each "
+            f"of {len(candidate_madds)} layers); raise --target-madds to at least "
+            f"{smallest if exact else _format_up(smallest)}")
 
 
 def reward(accuracy: float, madds: int, target: int, exponent: float) -> float:
@@ -116,3 +119,54 @@ def reward(accuracy: float, madds: int, target: int, exponent: float) -> float:
     if not target > 0:
         raise AutospaceError(f"target MAdds must be positive, e.g. 60M; got {target}")
     return float(accuracy) * (float(target) / float(madds)) ** float(exponent)
+
+
+def most_probable_within_budget(log_probabilities: Sequence[Sequence[float]],
+                                candidate_madds: Sequence[Sequence[int]], fixed_madds: int,
+                                target: int) -> tuple[int, ...]:
+    """The choice (one candidate index per layer) of largest sum_l log p_l[choice_l] among those with
+    fixed + sum_l madds_l[choice_l] <= target; exact.
+
+    The per-layer argmax when it fits (so a search that met its budget keeps its result). Otherwise
+    a dynamic programme over (MAdds, log-probability) Pareto fronts: after each layer only the partial
+    networks that no other one beats on both MAdds and probability are kept, so the front stays small
+    (hundreds to thousands of states for 21 layers of 7 candidates) and the answer is the true optimum
+    of this multiple-choice knapsack, not a greedy guess. Ties go to fewer MAdds.
+    """
+    _check_candidates(candidate_madds, fixed_madds)
+    if len(log_probabilities) != len(candidate_madds):
+        raise AutospaceError(f"{len(log_probabilities)} log-probability vectors but {len(candidate_madds)} "
+                             f"layers of candidate MAdds; give one of each per searchable layer")
+    for layer, (scores, values) in enumerate(zip(log_probabilities, candidate_madds)):
+        if len(scores) != len(values):
+            raise AutospaceError(f"layer {layer}: {len(scores)} log-probabilities but {len(values)} candidates")
+    check_budget(target, candidate_madds, fixed_madds)
+    argmax = tuple(max(range(len(scores)), key=lambda i, s=scores: (s[i], -i)) for scores in log_probabilities)
+    if fixed_madds + sum(values[i] for values, i in zip(candidate_madds, argmax)) <= target:
+        return argmax
+
+    # Each state: (madds, score, parent state of the previous layer, candidate index of this layer).
+    fronts: list[list[tuple[int, float, int, int]]] = []
+    front = [(int(fixed_madds), 0.0, -1, -1)]
+    room = [0] * (len(candidate_madds) + 1)  # least MAdds the layers after l still need
+    for layer in range(len(candidate_madds) - 1, -1, -1):
+        room[layer] = room[layer + 1] + int(min(candidate_madds[layer]))
+    for layer, (scores, values) in enumerate(zip(log_probabilities, candidate_madds)):
+        limit = target - room[layer + 1]
+        grown = [(madds + int(values[index]), score + float(scores[index]), parent, index)
+                 for parent, (madds, score, _, _) in enumerate(front)
+                 for index in range(len(values)) if madds + int(values[index]) <= limit]
+        grown.sort(key=lambda state: (state[0], -state[1]))
+        front, best = [], -math.inf
+        for state in grown:  # ascending MAdds: keep a state only if it is more probable than every cheaper one
+            if state[1] > best:
+                front.append(state)
+                best = state[1]
+        fronts.append(front)
+    position = max(range(len(front)), key=lambda k: (front[k][1], -front[k][0]))
+    choice = []
+    for layer_front in reversed(fronts):
+        _, _, parent, index = layer_front[position]
+        choice.append(index)
+        position = parent
+    return tuple(reversed(choice))

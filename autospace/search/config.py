@@ -45,6 +45,10 @@ class SearchConfig:
     penalty_alpha: float = _help("a of mul-log", 0.2)
     penalty_beta: float = _help("b of mul-log", 0.3)
     penalty_weight: float = _help("w of add-linear", 0.5)
+    fit_to_budget: bool = _help(
+        "proxyless-g/rl: when the argmax network is over target_madds, return (and validate every epoch) the "
+        "most probable network within it, found exactly from the per-layer probabilities; false: the plain "
+        "argmax, which a short search can leave over budget", True)
     rl_exponent: float = _help("w of the RL reward acc * (target / MAdds)^w", 0.5)
     rl_samples: int = _help("architectures sampled per RL step", 4)
     rl_baseline_decay: float = _help("decay of the RL moving-average baseline", 0.9)

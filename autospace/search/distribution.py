@@ -66,6 +66,16 @@ class LayerDistributions:
             start += count
         return out
 
+    def host_log_probabilities(self) -> list[list[float]]:
+        """log p_l per layer as Python floats (float64 log-softmax, finite for finite logits)."""
+        with torch.no_grad():
+            flat = torch.cat([torch.log_softmax(logits.double(), 0) for logits in self.logits]).cpu().tolist()
+        out, start = [], 0
+        for count in self.choices_per_layer:
+            out.append(flat[start:start + count])
+            start += count
+        return out
+
     def argmax(self) -> Choice:
         """The most probable candidate per layer (the lowest index on ties)."""
         return tuple(max(range(len(p)), key=lambda i, p=p: (p[i], -i)) for p in self._host_probabilities())

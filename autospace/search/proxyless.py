@@ -10,7 +10,10 @@ a held-out batch:
   candidates keep their probabilities (ProxylessNAS's rescaling).
 - RL: `rl_samples` paths drawn from the policy, each scored on one held-out batch
   with reward acc * (target / MAdds)^w, REINFORCE against a moving-average baseline.
-The result is the argmax path.
+The result is the argmax path, or, with `fit_to_budget` (default) when the argmax is over the
+target, the most probable path within it (`budget.most_probable_within_budget`): the log-MAdds
+penalty of raw MAdds counts is weak (a 2x change of MAdds moves log E / log T by about 4%), so a
+short search can end over budget, and a learned-vs-manual comparison needs networks of one budget.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from autospace.distributed import (
 from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
 from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
-from autospace.search.budget import expected_madds, madds_penalized_loss, reward
+from autospace.search.budget import (
+    expected_madds, madds_penalized_loss, most_probable_within_budget, reward,
+)
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
 from autospace.search.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
@@ -55,6 +60,13 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
 
     def network_madds(choice) -> int:
         return fixed_madds + sum(table[index] for table, index in zip(candidate_madds, choice))
+
+    def result_choice():
+        """The network the search returns if it stops now: the argmax, fitted to the budget if asked."""
+        if not config.fit_to_budget:
+            return distributions.argmax()
+        return most_probable_within_budget(distributions.host_log_probabilities(), candidate_madds, fixed_madds,
+                                           config.target_madds)
 
     recalibration = session.recalibration_batches(config.recalibration_batches)
     epoch = 0
@@ -160,7 +172,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
 
         # -- end of epoch: validate the argmax path, log, checkpoint -------------------------------
         epoch += 1
-        best = distributions.argmax()
+        argmax, best = distributions.argmax(), result_choice()
         best_paths = [((index,), index) for index in best]
         with session.autocast():  # the argmax path's own BN statistics, as SPOS does before evaluating
             recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, best_paths))
@@ -173,12 +185,13 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
             "validation_loss": validation_loss, "validation_accuracy": validation_accuracy,
             "expected_madds": float(expected_madds(probabilities, madds_tables, fixed_madds)),
-            "argmax": list(best), "argmax_madds": int(network_madds(best)),
+            "argmax": list(argmax), "argmax_madds": int(network_madds(argmax)),
+            "choice": list(best), "choice_madds": int(network_madds(best)),
             "target_madds": config.target_madds, "lr": lr,
             "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
             "elapsed_seconds": round(time.perf_counter() - session.started, 2),
         }
-        record["argmax_blocks"] = supernet.path_network(best).describe()
+        record["choice_blocks"] = supernet.path_network(best).describe()
         if guard.enabled:
             record["skipped_nonfinite"] = guard.skipped
         require_finite_loss(record["train_loss"] + (record["arch_loss"] or 0.0), f"search {config.method}",
@@ -187,7 +200,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         records.append(record)
         if progress is not None:
             progress.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{validation_accuracy:.3f}",
-                                 madds=f"{record['argmax_madds'] / 1e6:.1f}M")
+                                 madds=f"{record['choice_madds'] / 1e6:.1f}M")
         if dist.is_main:
             append_jsonl(session.out / "search.jsonl", record)
             scalars.log(f"search/{config.method}", {k: v for k, v in record.items() if k != "argmax"}, epoch)
@@ -207,4 +220,4 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         progress.close()
     check_same_on_all_ranks(dist, {"supernet": supernet.state_dict(), "distributions": distributions.state_dict()},
                             "the supernet weights and architecture parameters")
-    return distributions.argmax(), supernet, records
+    return result_choice(), supernet, records

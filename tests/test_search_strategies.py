@@ -339,3 +339,29 @@ def test_host_log_probabilities_match_the_probabilities():
     distributions = random_distributions(4)
     for log_p, p in zip(distributions.host_log_probabilities(), distributions.probabilities()):
         assert torch.tensor(log_p).exp().tolist() == pytest.approx(p.tolist(), abs=1e-7)
+
+
+def test_host_probabilities_are_cached_until_a_logit_changes():
+    from autospace.nn.gates import rescale_pair
+
+    distributions = random_distributions(5)
+    first = distributions.host_probabilities()
+    assert distributions.host_probabilities() is first  # nothing changed: no new transfer
+    optimizer = torch.optim.Adam(distributions.parameters(), lr=0.1, betas=(0.0, 0.999))
+    distributions.log_probability((0, 1, 0)).backward()
+    optimizer.step()
+    after_step = distributions.host_probabilities()
+    assert after_step is not first and after_step != first
+    expected = [p.tolist() for p in distributions.probabilities()]
+    assert after_step == [pytest.approx(p, abs=1e-7) for p in expected]
+    old = [logits.detach().clone() for logits in distributions.logits]
+    with torch.no_grad():
+        distributions.logits[1][2] += 1.0
+    rescale_pair(distributions.logits[1], old[1], (1, 2))
+    assert distributions.host_probabilities()[1] == pytest.approx(distributions.probabilities()[1].tolist(), abs=1e-7)
+    distributions.load_state_dict(random_distributions(6).state_dict())
+    assert distributions.host_probabilities() == [
+        pytest.approx(p.tolist(), abs=1e-7) for p in random_distributions(6).probabilities()]
+    cached = distributions.host_probabilities()
+    distributions.refresh()
+    assert distributions.host_probabilities() is not cached

@@ -44,6 +44,8 @@ class LayerDistributions:
         choices = check_choices_per_layer(choices_per_layer)
         self.choices_per_layer = choices
         self.logits = [nn.Parameter(torch.zeros(count, device=device)) for count in choices]
+        self._host_key: tuple | None = None
+        self._host_values: list[list[float]] = []
 
     @property
     def num_layers(self) -> int:
@@ -57,14 +59,24 @@ class LayerDistributions:
         """softmax per layer; differentiable (e.g. for `expected_madds`)."""
         return [torch.softmax(logits, 0) for logits in self.logits]
 
-    def _host_probabilities(self) -> list[list[float]]:
-        with torch.no_grad():
-            flat = torch.cat(self.probabilities()).to("cpu", torch.float64).tolist()  # the one transfer
-        out, start = [], 0
-        for count in self.choices_per_layer:
-            out.append(flat[start:start + count])
-            start += count
-        return out
+    def host_probabilities(self) -> list[list[float]]:
+        """p_l per layer as Python floats. Cached until a logit changes in place (its version counter
+        moves: optimiser steps, `rescale_pair`, `load_state_dict`), so the weight steps between two
+        architecture steps (all of warm-up) draw their paths without waiting for the device."""
+        key = tuple(logits._version for logits in self.logits)
+        if key != self._host_key:
+            with torch.no_grad():
+                flat = torch.cat(self.probabilities()).to("cpu", torch.float64).tolist()  # the one transfer
+            values, start = [], 0
+            for count in self.choices_per_layer:
+                values.append(flat[start:start + count])
+                start += count
+            self._host_key, self._host_values = key, values
+        return self._host_values
+
+    def refresh(self) -> None:
+        """Forget the cached host probabilities (after a change that bypasses the version counters)."""
+        self._host_key = None
 
     def host_log_probabilities(self) -> list[list[float]]:
         """log p_l per layer as Python floats (float64 log-softmax, finite for finite logits)."""
@@ -78,12 +90,12 @@ class LayerDistributions:
 
     def argmax(self) -> Choice:
         """The most probable candidate per layer (the lowest index on ties)."""
-        return tuple(max(range(len(p)), key=lambda i, p=p: (p[i], -i)) for p in self._host_probabilities())
+        return tuple(max(range(len(p)), key=lambda i, p=p: (p[i], -i)) for p in self.host_probabilities())
 
     def sample(self, generator: torch.Generator) -> Choice:
         """One candidate per layer drawn by p (`generator`: CPU)."""
         _check_cpu_generator(generator)
-        probabilities = self._host_probabilities()
+        probabilities = self.host_probabilities()
         uniforms = torch.rand(self.num_layers, generator=generator, dtype=torch.float64).tolist()
         return tuple(single_from_uniform(p, u)[1] for p, u in zip(probabilities, uniforms))
 
@@ -91,7 +103,7 @@ class LayerDistributions:
         """ProxylessNAS two-path sampling per layer: ((a, b), chosen) with a < b drawn by p without
         replacement and `chosen` by the pair-renormalised p; a layer with one choice gives ((0,), 0)."""
         _check_cpu_generator(generator)
-        probabilities = self._host_probabilities()
+        probabilities = self.host_probabilities()
         uniforms = torch.rand(self.num_layers, 3, generator=generator, dtype=torch.float64).tolist()
         return [pair_from_uniforms(p, u) for p, u in zip(probabilities, uniforms)]
 

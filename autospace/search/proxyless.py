@@ -18,6 +18,7 @@ short search can end over budget, and a learned-vs-manual comparison needs netwo
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -142,7 +143,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                 for layer_logits, layer_old, (active, _) in zip(distributions.logits, old, pairs):
                     rescale_pair(layer_logits, layer_old, active)
             else:
-                choices, rewards = [], []
+                choices, correct = [], []
                 # Score with the batch's own BN statistics (train mode, no gradient): the running
                 # statistics mix every path the supernet has run and would make the reward noise.
                 with torch.no_grad():
@@ -150,12 +151,14 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                         sampled = distributions.sample(sampler)
                         with session.autocast():
                             logits = supernet(inputs, [((index,), index) for index in sampled])
-                        # Counted over the global batch (every rank's slice), so every rank gets the same reward.
-                        correct = all_reduce_sum(dist, (logits.argmax(1) == labels).sum())
-                        accuracy = correct.item() / (labels.shape[0] * dist.world_size)
                         choices.append(sampled)
-                        rewards.append(reward(accuracy, int(network_madds(sampled)), config.target_madds,
-                                              config.rl_exponent))
+                        correct.append((logits.argmax(1) == labels).sum())
+                # Counted over the global batch (every rank's slice), so every rank gets the same rewards;
+                # one all-reduce and one wait for the device for all samples, not one per sample.
+                counts = all_reduce_sum(dist, torch.stack(correct)).tolist()
+                rewards = [reward(count / (labels.shape[0] * dist.world_size), int(network_madds(sampled)),
+                                  config.target_madds, config.rl_exponent)
+                           for count, sampled in zip(counts, choices)]
                 mean_reward = sum(rewards) / len(rewards)
                 arch_loss = reinforce_loss(distributions, choices, rewards, baseline.update(mean_reward))
                 architecture.zero_grad(set_to_none=True)
@@ -163,10 +166,12 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                 if not guard.accept(arch_loss, [logits.grad for logits in distributions.logits], position):
                     continue
                 architecture.step()
+            distributions.refresh()  # the logits changed: the next draw brings them to the host once
             arch_loss_sum += arch_loss.detach()
             arch_steps += 1
             # The next draw needs finite probabilities: stop here with the usual message, not in the sampler.
-            if not bool(torch.isfinite(torch.cat([logits.detach() for logits in distributions.logits])).all()):
+            # (This reads the host copy that the next draw would fetch anyway: no extra device sync.)
+            if not all(math.isfinite(value) for layer in distributions.host_probabilities() for value in layer):
                 require_finite_loss(float("nan"), f"search {config.method}", position, session.out,
                                     f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume")
 

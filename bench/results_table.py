@@ -3,7 +3,9 @@
 Each row of the JSONL file is one finished `autospace run` (one budget, one
 space, one seed). Rows are grouped by (recipe, search method, budget, space);
 each group gives mean and standard deviation of test top-1 over its seeds,
-the found networks' MAdds and params, and the mean wall time per stage. The
+the found networks' MAdds and params (and, where a search's argmax was over the
+budget and `fit_to_budget` took the most probable network within it, the
+argmax's MAdds and how many seeds), and the mean wall time per stage. The
 learned row also gives its difference to the manual row of the same budget.
 
     python bench/results_table.py runs/space_vs_manual/rows.jsonl > table.md
@@ -62,6 +64,9 @@ def summarise(rows: list[dict]) -> list[dict]:
             "test_top1_mean": statistics.mean(accuracies),
             "test_top1_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "madds_mean": _mean([row.get("madds") for row in members]),
+            # Runs whose argmax was over the budget and which returned the most probable network within it.
+            "fitted": sum(1 for row in members if row.get("fitted_to_budget")),
+            "argmax_madds_mean": _mean([row.get("argmax_madds") for row in members]),
             "params_mean": _mean([row.get("params") for row in members]),
             "stage_seconds_mean": stages,
             "devices": sorted({str(row.get("device")) for row in members}),
@@ -69,6 +74,13 @@ def summarise(rows: list[dict]) -> list[dict]:
     summaries.sort(key=lambda item: (str(item["config"]), str(item["search_method"]), item["budget_madds"],
                                      item["space_method"] == "manual", item["space_method"]))
     return summaries
+
+
+def _fitted_note(item: dict) -> str:
+    """' (argmax 21.1M, fitted 3/3)' when some seeds' argmax was over the budget (fit_to_budget)."""
+    if not item["fitted"]:
+        return ""
+    return f" (argmax {_millions(item['argmax_madds_mean'], 1)}, fitted {item['fitted']}/{len(item['seeds'])})"
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -88,7 +100,7 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {SPACE_NAMES.get(item['space_method'], item['space_method'])} | {len(item['seeds'])} "
             f"| {item['test_top1_mean']:.2f} ± {item['test_top1_std']:.2f} "
             f"| {', '.join(f'{value:.2f}' for value in item['test_top1'])} | {difference} "
-            f"| {_millions(item['madds_mean'], 1)} | {_millions(item['params_mean'], 2)} "
+            f"| {_millions(item['madds_mean'], 1)}{_fitted_note(item)} | {_millions(item['params_mean'], 2)} "
             f"| {_minutes(stages['evolve'])} / {_minutes(stages['search'])} / {_minutes(stages['train'])} "
             f"| {', '.join(item['devices'])} |")
     return "\n".join(lines) + "\n"

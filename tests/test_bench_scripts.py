@@ -59,6 +59,8 @@ def test_results_table_means_deviations_and_difference(tmp_path):
     rows = [row("autospace", 0, 91.0), row("autospace", 1, 92.0), row("autospace", 2, 93.0),
             row("manual", 0, 90.0), row("manual", 1, 90.5), row("manual", 2, 91.0),
             row("manual", 0, 93.0, budget=90_000_000)]
+    rows[4].update(argmax_madds=40_000_000, fitted_to_budget=True)  # over budget, fitted by the search
+    rows[5].update(argmax_madds=30_000_000, fitted_to_budget=False)
     path = tmp_path / "rows.jsonl"
     path.write_text("".join(json.dumps(item) + "\n" for item in rows))
     table = results_table.markdown_table(results_table.read_rows(path))
@@ -66,6 +68,7 @@ def test_results_table_means_deviations_and_difference(tmp_path):
     assert len(lines) == 2 + 3  # header, rule, learned 30M, manual 30M, manual 90M
     assert "| 30M | learned (AutoSpace DEA) | 3 | 92.00 ± 1.00 | 91.00, 92.00, 93.00 | +1.50 |" in lines[2]
     assert "| 30M | manual" in lines[3] and "90.50 ± 0.50" in lines[3] and "| - / 3.0 / 5.0 |" in lines[3]
+    assert "| 27.0M (argmax 35.0M, fitted 1/3) |" in lines[3] and "argmax" not in lines[2] + lines[4]
     assert "| 90M | manual" in lines[4]
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "results_table.py"), str(path)],
                             capture_output=True, text=True, check=True, timeout=60)

@@ -104,3 +104,38 @@ def test_space_vs_manual_writes_rows_and_the_table_and_skips_finished_runs(tmp_p
     assert "| smoke | proxyless-g | 14M | manual" in (tmp_path / "table.md").read_text()
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and len(results_table.read_rows(tmp_path / "runs" / "rows.jsonl")) == 2
+
+
+def _gpu_session(tmp_path, seconds: int) -> Path:
+    out = tmp_path / "out"
+    environment = dict(os.environ, GPU_SESSION_SMOKE="1", GPU_SESSION_SECONDS=str(seconds),
+                       GPU_SESSION_RUN_DIR=str(tmp_path / "pipeline"), PYTHON=sys.executable)
+    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu_session.sh"), str(out)], env=environment,
+                            capture_output=True, text=True, timeout=seconds + 120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    files = sorted(path.name for path in out.iterdir())
+    # What the device tool brings back: at most 8 plain files, no subfolders, plain names.
+    assert len(files) <= 8 and all((out / name).is_file() and not name.startswith(".") for name in files), files
+    assert json.loads((out / "hardware.json").read_text())["torch_version"]
+    for name in files:
+        if name.endswith(".jsonl"):
+            assert all(json.loads(line) for line in (out / name).read_text().splitlines())
+    assert "gpu-session: done in" in (out / "session.log").read_text()
+    return out
+
+
+def test_gpu_session_script_keeps_its_deadline_and_writes_what_the_device_tool_brings_back(tmp_path):
+    # A deadline too short for any step: each is skipped with a line in the log, the pipeline reported unfinished.
+    out = _gpu_session(tmp_path, 15)
+    assert not (out / "pipeline.json").exists()
+    progress = json.loads((out / "pipeline_progress.json").read_text())
+    assert progress["finished"] is False
+    assert "train_speed: skipped" in (out / "session.log").read_text()
+
+
+@pytest.mark.slow  # about a minute: every step of the session with tiny CPU settings
+def test_gpu_session_script_smoke_runs_every_step(tmp_path):
+    out = _gpu_session(tmp_path, 300)
+    assert {"train_speed.jsonl", "evolve_speed.jsonl", "pipeline.json", "pipeline_logs.tar.gz"} <= set(
+        path.name for path in out.iterdir())
+    assert json.loads((out / "pipeline.json").read_text())["bench"] == "pipeline"

@@ -33,7 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HAS_C_COMPILER = any(shutil.which(name) for name in ("cc", "gcc", "clang"))
 needs_compiler = pytest.mark.skipif(not HAS_C_COMPILER, reason="torch.compile on the CPU (inductor) needs a C "
                                     "compiler (cc, gcc or clang); none is on PATH")
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this checks a GPU-only path)")
+def needs_cuda(test):
+    """GPU-only: marked `gpu` (`pytest -m gpu` selects them on a GPU machine) and skipped without CUDA."""
+    skip = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (this checks a GPU-only path)")
+    return pytest.mark.gpu(skip(test))
 
 
 def tiny_network(num_classes: int = 4) -> Network:

@@ -175,11 +175,11 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                 require_finite_loss(float("nan"), f"search {config.method}", position, session.out,
                                     f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume")
 
-        # -- end of epoch: validate the argmax path, log, checkpoint -------------------------------
+        # -- end of epoch: validate the path the search would return, log, checkpoint -----------------
         epoch += 1
         argmax, best = distributions.argmax(), result_choice()
         best_paths = [((index,), index) for index in best]
-        with session.autocast():  # the argmax path's own BN statistics, as SPOS does before evaluating
+        with session.autocast():  # that path's own BN statistics, as SPOS does before evaluating
             recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, best_paths))
         validation_loss, validation_accuracy = session.validation_accuracy(PathModule(supernet, best_paths))
         probabilities = [p.detach() for p in distributions.probabilities()]

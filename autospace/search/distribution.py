@@ -67,11 +67,7 @@ class LayerDistributions:
         if key != self._host_key:
             with torch.no_grad():
                 flat = torch.cat(self.probabilities()).to("cpu", torch.float64).tolist()  # the one transfer
-            values, start = [], 0
-            for count in self.choices_per_layer:
-                values.append(flat[start:start + count])
-                start += count
-            self._host_key, self._host_values = key, values
+            self._host_key, self._host_values = key, self._per_layer(flat)
         return self._host_values
 
     def refresh(self) -> None:
@@ -82,6 +78,10 @@ class LayerDistributions:
         """log p_l per layer as Python floats (float64 log-softmax, finite for finite logits)."""
         with torch.no_grad():
             flat = torch.cat([torch.log_softmax(logits.double(), 0) for logits in self.logits]).cpu().tolist()
+        return self._per_layer(flat)
+
+    def _per_layer(self, flat: list[float]) -> list[list[float]]:
+        """One flat list of all layers' values, split into one list per layer."""
         out, start = [], 0
         for count in self.choices_per_layer:
             out.append(flat[start:start + count])

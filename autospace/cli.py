@@ -331,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     _add_common_run_options(train, "training preset: a name in configs/train (quick, cifar10, full) or a YAML path")
     train.set_defaults(handler=_command_train)
+
+    from autospace.nb201.cli import add_nb201_parser
+
+    add_nb201_parser(commands)
     return parser
 
 

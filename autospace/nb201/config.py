@@ -1,0 +1,75 @@
+"""Configuration of `autospace nb201 rank` and `autospace nb201 search` (the tied DEA, DESIGN 2.6).
+
+Defaults are NB201's own network (C=16, N=5, 32x32); a CPU run lowers `channels`,
+`cells_per_stage`, `image_size` and `train_subset` (a proxy, reported as such).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+
+def _help(text: str, default):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class Nb201Config:
+    config_section: ClassVar[str] = "nb201"
+
+    # -- problem ---------------------------------------------------------------------
+    data: str = _help("data set (the NB201 table is for cifar10)", "cifar10")
+    data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
+    table: str | None = _help("NB201 table (CSV); default: DATA_DIR/nb201/nb201_cifar10_valid.csv", None)
+    channels: int = _help("C: cell channels of the first stage (NB201: 16)", 16)
+    cells_per_stage: int = _help("N: cells per stage (NB201: 5)", 5)
+    image_size: int = _help("images are area-downsampled to this side (NB201: 32); a multiple of 4", 32)
+    train_subset: int | None = _help("use this many training images (stratified); None: all", None)
+    validation_fraction: float = _help("held-out share of the training images, for fitness steps", 0.2)
+
+    # -- training --------------------------------------------------------------------
+    steps: int = _help("weight steps in all (one sampled cell in every position per step)", 2000)
+    batch_size: int = _help("images per weight and fitness step", 64)
+    warmup_fraction: float = _help("share of the steps with cells drawn uniformly and no fitness steps", 0.5)
+    weight_sampling: Literal["fitness", "uniform"] = _help(
+        "after warm-up, weight steps draw cells by p = softmax(fitness) (fitness: the DEA) or uniformly", "fitness")
+    weight_lr: float = _help("peak SGD (Nesterov) learning rate of the weights, cosine to 0", 0.05)
+    weight_momentum: float = _help("SGD momentum of the weights", 0.9)
+    weight_decay: float = _help("weight decay on conv/linear weights", 5e-4)
+    fitness_lr: float = _help("SGD learning rate of the fitness alpha (Eq. 4 scales its gradient)", 0.5)
+    fitness_every: int = _help("one fitness step every this many weight steps, after warm-up", 1)
+    regenerate_every: int = _help("N of Eq. 5: weight steps between fitness write-backs (and checkpoints)", 100)
+    momentum: float = _help("m of Eq. 5: fitness <- m fitness + (1 - m) alpha", 0.5)
+
+    # -- search only -------------------------------------------------------------------
+    population_size: int = _help("search: cells in the population", 32)
+    offspring: int = _help("search: mutated children per regeneration", 4)
+    tournament_size: int = _help("search: entrants per parent tournament", 4)
+    max_age: int = _help("search: an individual older than this (regenerations) leaves first", 10)
+    min_trained_steps: int = _help("search: weight steps a cell needs before it can win, lose or be reported", 10)
+    child_fitness_shrink: float = _help("search: a child starts at this share of its parent's fitness", 0.5)
+    reference: str | None = _help("search: NB201 string to seed the population around; None: reference-free", None)
+
+    # -- execution ---------------------------------------------------------------------
+    seed: int = _help("seed of every random generator of the run", 0)
+    device: str = _help("auto (CUDA if present), cpu, cuda or cuda:N", "auto")
+    progress: bool = _help("show a progress bar", False)
+
+    def __post_init__(self) -> None:
+        from autospace.config import require_at_least, require_between
+        from autospace.errors import AutospaceError
+
+        require_at_least(self, 1, "channels", "cells_per_stage", "steps", "batch_size", "fitness_every",
+                         "regenerate_every", "train_subset", "tournament_size")
+        require_at_least(self, 2, "population_size")
+        require_at_least(self, 0, "offspring", "max_age", "min_trained_steps", "weight_decay")
+        require_between(self, 0.0, 1.0, "momentum", "weight_momentum", "warmup_fraction", "child_fitness_shrink")
+        require_between(self, 0.01, 0.9, "validation_fraction")
+        if self.image_size < 4 or self.image_size % 4:
+            raise AutospaceError(f"image_size is {self.image_size!r}; use a multiple of 4 (NB201: 32; proxy: 16)")
+        for name in ("weight_lr", "fitness_lr"):
+            if not getattr(self, name) > 0:
+                raise AutospaceError(f"{name} is {getattr(self, name)!r}; it must be > 0")
+        if self.weight_sampling not in ("fitness", "uniform"):
+            raise AutospaceError(f"weight_sampling is {self.weight_sampling!r}; use fitness or uniform")

@@ -1,0 +1,143 @@
+"""NAS-Bench-201: cell data, exact cost against the shared table, modules, the tied DEA run."""
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from autospace.arch.nb201 import (
+    EXAMPLE_STRING, Nb201Cell, Nb201Skeleton, all_nb201_cells, canonical_nb201, mutate_nb201,
+    parse_nb201_string, random_nb201_cell, read_nb201_strings, require_nonempty, to_nb201_string,
+)
+from autospace.cli import main
+from autospace.cost.nb201 import nb201_network_cost
+from autospace.errors import AutospaceError
+from autospace.nn.nb201 import Nb201Network, Nb201TiedSupernet
+from autospace.nb201.table import kendall, spearman
+
+TABLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201" / "nb201_cifar10_valid.csv"
+needs_table = pytest.mark.skipif(not TABLE.is_file(), reason="the shared NB201 table is not here")
+
+
+def table_rows():
+    with TABLE.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_string_round_trip_and_edge_order():
+    cell = parse_nb201_string(EXAMPLE_STRING)
+    assert to_nb201_string(cell) == EXAMPLE_STRING
+    assert cell.ops == ("conv3x3", "conv3x3", "avgpool3x3", "identity", "conv3x3", "identity")
+    assert sum(1 for _ in all_nb201_cells()) == 15625
+
+
+@pytest.mark.parametrize("text", ["", "|none~0|", "|none~1|+|none~0|none~1|+|none~0|none~1|none~2|",
+                                  "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+                                  "none~0+|none~0|none~1|+|none~0|none~1|none~2|"])
+def test_bad_strings_are_refused_with_the_right_form(text):
+    with pytest.raises(AutospaceError, match=r"write it like \|nor_conv_3x3~0\|"):
+        parse_nb201_string(text)
+
+
+def test_empty_cells_and_canonical_form():
+    empty = parse_nb201_string("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|")
+    assert empty.is_empty()
+    with pytest.raises(AutospaceError, match="no path from node 0 to node 3"):
+        require_nonempty(empty)
+    with pytest.raises(AutospaceError, match="no path"):
+        Nb201Network(empty)
+    dead = parse_nb201_string("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|none~0|none~1|skip_connect~2|")
+    assert canonical_nb201(dead).ops == ("zero", "identity", "zero", "zero", "zero", "identity")
+    rng = random.Random(0)
+    for _ in range(200):
+        assert not mutate_nb201(random_nb201_cell(rng), rng).is_empty()
+
+
+@needs_table
+def test_cost_matches_every_row_of_the_nb201_table():
+    rows = table_rows()
+    assert len(rows) == 15625
+    wrong = []
+    for row in rows:
+        cell = parse_nb201_string(row["arch_str"])
+        assert cell.ops == tuple({"none": "zero", "skip_connect": "identity", "nor_conv_1x1": "conv1x1",
+                                  "nor_conv_3x3": "conv3x3", "avg_pool_3x3": "avgpool3x3"}[name]
+                                 for name in row["edges"].split(";"))
+        cost = nb201_network_cost(cell)
+        if (cost.params != round(float(row["params_m"]) * 1e6)
+                or cost.madds != round(float(row["flops_m"]) * 1e6) - 10):
+            wrong.append(row["arch_str"])
+    assert not wrong, f"{len(wrong)} cells differ, e.g. {wrong[:3]}"
+
+
+@needs_table
+def test_built_module_parameter_count_equals_the_table_on_a_sample():
+    rows = [row for row in table_rows() if row["empty"] == "0"]
+    for row in random.Random(1).sample(rows, 40):
+        network = Nb201Network(parse_nb201_string(row["arch_str"]))
+        assert sum(p.numel() for p in network.parameters()) == round(float(row["params_m"]) * 1e6)
+
+
+@pytest.mark.slow
+@needs_table
+def test_built_module_parameter_count_on_all_nonempty_rows():
+    for row in table_rows():
+        if row["empty"] == "0":
+            network = Nb201Network(parse_nb201_string(row["arch_str"]))
+            assert sum(p.numel() for p in network.parameters()) == round(float(row["params_m"]) * 1e6)
+
+
+def test_madds_counted_by_hooks_on_a_proxy_skeleton():
+    skeleton = Nb201Skeleton(channels=4, cells_per_stage=2, resolution=16)
+    cell = parse_nb201_string(EXAMPLE_STRING)
+    network = Nb201Network(cell, skeleton)
+    counted = []
+
+    def hook(module, inputs, output):
+        if isinstance(module, torch.nn.Conv2d):
+            counted.append(module.weight.numel() * output.shape[2] * output.shape[3])
+        elif isinstance(module, torch.nn.Linear):
+            counted.append(module.weight.numel())
+
+    for module in network.modules():
+        module.register_forward_hook(hook)
+    network(torch.randn(2, 3, 16, 16))
+    assert sum(counted) == nb201_network_cost(cell, skeleton).madds
+
+
+def test_supernet_path_equals_the_stand_alone_network():
+    skeleton = Nb201Skeleton(channels=4, cells_per_stage=2, resolution=8)
+    supernet = Nb201TiedSupernet(skeleton, torch.Generator().manual_seed(0))
+    x = torch.randn(3, 3, 8, 8)
+    rng = random.Random(2)
+    for _ in range(4):
+        cell = random_nb201_cell(rng)
+        network = Nb201Network(cell, skeleton)
+        network.load_state_dict(supernet.path_state_dict(cell))
+        torch.testing.assert_close(network(x), supernet(x, cell))
+
+
+def test_rank_correlations_agree_with_hand_values():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert kendall([1, 2, 3], [1, 3, 2]) == pytest.approx(1 / 3)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = random.Random(3)
+    first = [rng.randint(0, 5) for _ in range(30)]
+    second = [rng.random() for _ in range(30)]
+    assert spearman(first, second) == pytest.approx(scipy_stats.spearmanr(first, second).statistic)
+    assert kendall(first, second) == pytest.approx(scipy_stats.kendalltau(first, second).statistic)
+
+
+def test_cost_command_prints_one_json_line_per_cell(tmp_path, capsys):
+    cells = tmp_path / "cells.txt"
+    cells.write_text(EXAMPLE_STRING + "\n\n# a comment\n")
+    assert main(["nb201", "cost", "--cells", str(cells)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line == {"arch_str": EXAMPLE_STRING, "params": 802426, "madds": 113951360}
+    cells.write_text(EXAMPLE_STRING + "\n|nor_conv_3x3~0|\n")
+    assert main(["nb201", "cost", "--cells", str(cells)]) == 2
+    assert "line 2" in capsys.readouterr().err

@@ -74,6 +74,16 @@ def require_writable_folder(path: str | os.PathLike, what: str = "run folder", i
                              f"({error.strerror or error}); choose a writable folder") from None
 
 
+def require_file_path(path: str | os.PathLike, what: str) -> None:
+    """A path a file is written to: not empty (that would be the current folder) and not a folder."""
+    from autospace.errors import AutospaceError
+
+    if str(path).strip() == "":
+        raise AutospaceError(f"the {what} path is empty; give a file name, e.g. out/arch.json")
+    if Path(path).expanduser().is_dir():
+        raise AutospaceError(f"the {what} path {path} is a folder; give a file name inside it")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -126,7 +136,10 @@ def read_optional_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         return None
+    from autospace.parsing import parse_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise AutospaceError(f"cannot read {path}: {error}") from None
+    return parse_json(text, str(path))

@@ -58,6 +58,8 @@ def _require_writable_output(path: str | None, what: str) -> None:
     if path is not None:
         from autospace.atomic import require_writable_folder
 
+        if not path.strip():
+            raise AutospaceError(f"the {what} path is empty; give a file or folder name")
         require_writable_folder(path, what, is_file=not Path(path).is_dir())
 
 
@@ -234,8 +236,10 @@ def _command_export(args: argparse.Namespace) -> int:
 
 
 def _command_import_config(args: argparse.Namespace) -> int:
+    from autospace.atomic import require_file_path
     from autospace.importing import import_config_to_file
 
+    require_file_path(args.output, "arch file")
     _require_writable_output(args.output, "arch file")
     network, notes = import_config_to_file(args.config_file, args.output, resolution=args.resolution)
     print("\n".join(network.describe()))
@@ -367,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.redirect_stdout(quiet) if quiet is not None else contextlib.nullcontext():
             return args.handler(args)
     except AutospaceError as error:
-        print(f"autospace: error{who}: {error}", file=sys.stderr)
+        # One line whatever the message holds (a library's multi-line text quoted in it, say).
+        message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"autospace: error{who}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         run_dir = getattr(args, "out", None) or getattr(args, "resume", None)

@@ -19,6 +19,7 @@ A preset is a YAML path, or a name looked up as `configs/SECTION/NAME.yaml`
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -29,6 +30,7 @@ import yaml
 
 from autospace.atomic import atomic_write_text
 from autospace.errors import AutospaceError
+from autospace.parsing import MAX_NESTING, nesting_depth, parse_yaml
 
 ConfigType = TypeVar("ConfigType")
 
@@ -97,6 +99,16 @@ def _type_name(annotation: Any) -> str:
             Path: "a path"}.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def _yaml_word(text: str) -> Any:
+    """One command-line value as YAML reads it; text YAML cannot read (or nested too deep) stays a string,
+    which the field's type check then refuses or keeps."""
+    try:
+        value = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError):
+        return text
+    return value if nesting_depth(value) <= MAX_NESTING else text
+
+
 class _Mismatch(Exception):
     """A value does not fit an annotation (turned into an AutospaceError by the caller)."""
 
@@ -120,16 +132,19 @@ def coerce_value(value: Any, annotation: Any) -> Any:
     if origin in (Union, types.UnionType):
         members = typing.get_args(annotation)
         # None first, so "null" is not read as the string "null" by a str member.
+        out_of_range = None
         for member in sorted(members, key=lambda m: m is not type(None)):
             try:
                 return coerce_value(value, member)
+            except _OutOfRange as error:
+                out_of_range = error
             except _Mismatch:
                 continue
-        raise _Mismatch
+        raise out_of_range or _Mismatch()
     if origin in (tuple, list):
         if isinstance(value, str):
             text = value.strip().strip("[]()")
-            value = [yaml.safe_load(part) for part in text.split(",")] if text.strip() else []
+            value = [_yaml_word(part) for part in text.split(",")] if text.strip() else []
         if not isinstance(value, (list, tuple)):
             raise _Mismatch
         arguments = typing.get_args(annotation)
@@ -148,31 +163,9 @@ def coerce_value(value: Any, annotation: Any) -> Any:
             return value.strip().lower() == "true"
         raise _Mismatch
     if annotation is int:
-        if isinstance(value, bool):
-            raise _Mismatch
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                number = float(value)  # "1e3" stays a string in YAML 1.1
-            except ValueError:
-                raise _Mismatch from None
-            if number.is_integer():
-                return int(number)
-        raise _Mismatch
+        return _within_int64(_plain_int(value))
     if annotation is float:
-        if isinstance(value, bool):
-            raise _Mismatch
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads "5e-4" (no dot) as a string
-            except ValueError:
-                raise _Mismatch from None
-        raise _Mismatch
+        return _finite(_plain_float(value))
     if annotation is str:
         if isinstance(value, str):
             return value
@@ -184,6 +177,64 @@ def coerce_value(value: Any, annotation: Any) -> Any:
     if dataclasses.is_dataclass(annotation):
         raise _Mismatch  # nested configs are mappings; handled by the caller
     raise TypeError(f"config annotation {annotation!r} is not supported")
+
+
+def _plain_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise _Mismatch
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)  # "1e3" stays a string in YAML 1.1
+        except ValueError:
+            raise _Mismatch from None
+        if number.is_integer():
+            return int(number)
+    raise _Mismatch
+
+
+def _plain_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise _Mismatch
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond the float range
+            raise _OutOfRange("finite (not inf or nan)") from None
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads "5e-4" (no dot) as a string
+        except ValueError:
+            raise _Mismatch from None
+    raise _Mismatch
+
+
+# Every integer setting ends in a torch or numpy int64 (seeds, counts, MAdds); every float setting
+# is a finite quantity: an infinite or NaN one passes `x >= 0` style range checks and breaks later.
+INT64_RANGE = (-2**63, 2**63 - 1)
+
+
+class _OutOfRange(_Mismatch):
+    """The value has the right type but no setting can hold it; `reason` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _within_int64(value: int) -> int:
+    if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+        raise _OutOfRange("between -2**63 and 2**63 - 1 (a signed 64-bit integer)")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise _OutOfRange("finite (not inf or nan)")
+    return value
 
 
 def _accepts_plain_string(annotation: Any) -> bool:
@@ -218,10 +269,11 @@ def _coerce_field(cls, key: str, value: Any, prefix: str, source: str, raw: str 
                 return None
             return raw
         return coerce_value(value, annotation)
-    except _Mismatch:
+    except _Mismatch as error:
         shown = raw if raw is not None else value
+        reason = f", {error.reason}" if isinstance(error, _OutOfRange) else ""
         raise AutospaceError(f"{source}: config key {prefix + key!r} = {shown!r} is invalid; "
-                             f"expected {_type_name(annotation)}") from None
+                             f"expected {_type_name(annotation)}{reason}") from None
 
 
 def _merge_mapping(cls, values: dict, data: Any, prefix: str, source: str) -> None:
@@ -262,10 +314,7 @@ def _apply_override(cls, values: dict, item: str) -> None:
         if nested is not None:
             raise AutospaceError(f"--set: config key {key!r} is a section; set one of its keys, "
                                  f"e.g. {key}.{config_keys(nested)[0]}=VALUE")
-        try:
-            parsed = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            parsed = text
+        parsed = _yaml_word(text) if text.strip() else ""
         target[part] = _coerce_field(owner, part, parsed, prefix, "--set", raw=text.strip())
 
 
@@ -303,9 +352,10 @@ def load_config(cls: type[ConfigType], preset: str | Path | None = None, overrid
     if preset is not None:
         path = resolve_preset(preset, section if section is not None else getattr(cls, "config_section", None))
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
             raise AutospaceError(f"cannot read config {path}: {error}") from None
+        data = parse_yaml(text, f"config {path}")
         _merge_mapping(cls, values, {} if data is None else data, "", str(path))
     for item in overrides:
         _apply_override(cls, values, item)

@@ -31,6 +31,7 @@ from typing import Any
 
 from autospace.arch import InvertedResidual, Layer, Network, ZeroBlock, save_arch
 from autospace.arch.codec import read_json_file
+from autospace.atomic import require_file_path
 from autospace.errors import AutospaceError
 
 NETWORK_TYPES = ("ProxylessNASNets", "MobileNetV2")
@@ -108,6 +109,9 @@ def _expansion(conv: dict, where: str, in_channels: int) -> int:
     mid = _field(conv, "mid_channels", where, "int?", None)
     if ratio is not None and float(ratio).is_integer():
         ratio = int(ratio)
+    if mid is not None and in_channels < 1:  # would divide by zero below
+        raise AutospaceError(f"{where} follows a layer with {in_channels} output channels; every layer needs "
+                             f"at least 1 channel")
     if mid is None:
         if ratio is None:
             raise AutospaceError(f"{where} has neither expand_ratio nor mid_channels; give one of them")
@@ -276,6 +280,7 @@ def import_network_config(path: str | os.PathLike, resolution: int = 224) -> Net
 def import_config_to_file(path: str | os.PathLike, out_json: str | os.PathLike,
                           resolution: int = 224) -> tuple[Network, list[str]]:
     """Import `path` and write it as an arch.json; returns the network and the conversion notes."""
+    require_file_path(out_json, "arch file")
     network, notes = _import(path, resolution)
     save_arch(out_json, network, {"imported_from": str(path), "import_notes": notes})
     return network, notes

@@ -10,6 +10,8 @@ import torch
 from autospace.arch.network import Network
 from autospace.cost import network_cost
 from autospace.nn import build_network
+from autospace.errors import AutospaceError
+from autospace.memory import require_parameters_fit
 
 
 def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], device: torch.device,
@@ -36,10 +38,16 @@ def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], dev
 def profile(network: Network, device: str | torch.device = "cpu", resolution: int | None = None,
             batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 20, autocast_dtype=None) -> dict:
     """Analytic params/MAdds and measured latency at each batch size."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer >= 1 (timed passes per batch size)")
+    for batch in batch_sizes:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise AutospaceError(f"batch size {batch!r} must be an integer >= 1")
     if resolution is not None:
         network = replace(network, resolution=resolution)  # validation re-checks the strides
     device = torch.device(device)
     cost = network_cost(network)
+    require_parameters_fit(cost.params, device, "the network")
     model = build_network(network).to(device)
     model.train(False)
     model = model.to(memory_format=torch.channels_last)  # NHWC is faster on CUDA and CPU alike

@@ -14,7 +14,6 @@ Drawing uses matplotlib's object API only (no pyplot), so it touches no global s
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import Union
@@ -27,6 +26,7 @@ from autospace.arch.space import SearchSpace
 from autospace.atomic import atomic_write_bytes
 from autospace.cost.analytic import block_cost, head_cost, layer_costs, network_cost, stem_cost
 from autospace.errors import AutospaceError
+from autospace.parsing import parse_json
 from autospace.show_cell import (
     LAYOUT_HEIGHT, LAYOUT_WIDTH, add_operator_legend, cell_figure, dot_available, draw_cell_on_axes,
     render_cell_with_dot,
@@ -51,11 +51,12 @@ def load_drawable(source: Drawable | str | os.PathLike) -> Drawable:
                              f"the path of a cell/space/arch JSON file")
     path = Path(source)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise AutospaceError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError) as error:
         raise AutospaceError(f"cannot read {path} as JSON: {error}") from None
+    data = parse_json(text, f"cannot read {path}: it")
     try:
         return _drawable_from_dict(data)
     except AutospaceError as error:

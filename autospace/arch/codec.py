@@ -7,7 +7,6 @@ no other exception escapes a loader.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -246,10 +245,9 @@ def read_json_file(path: str | os.PathLike, what: str) -> Any:
         raise AutospaceError(f"{what} file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise AutospaceError(f"cannot read {what} file {path}: {error}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise AutospaceError(f"{what} file {path} is not valid JSON ({error})") from None
+    from autospace.parsing import parse_json
+
+    return parse_json(text, f"{what} file {path}")
 
 
 def _load_file(path: str | os.PathLike, what: str, decode):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from autospace.errors import AutospaceError
 
+# Far above any network (GPT-3 is ~3.5e11 MAdds per token), and exact as a float and an int64.
+LARGEST_MADDS = 10**15
 _SUFFIXES = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
 
 
@@ -21,6 +23,9 @@ def parse_madds(text: str | int | float) -> int:
                 f"MAdds figure {text!r} is not a number; write it like 60M, 0.3G or 60000000") from None
     if value <= 0 or value != value:
         raise AutospaceError(f"MAdds figure {text!r} must be positive, e.g. 60M")
+    if value > LARGEST_MADDS:  # also infinity: 1e400 parses as inf
+        raise AutospaceError(f"MAdds figure {text!r} is larger than any network ({LARGEST_MADDS:.0e} MAdds at "
+                             f"most); write a finite figure like 60M or 0.3G")
     return int(value)
 
 

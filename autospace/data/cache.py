@@ -41,12 +41,14 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 def source_key(source: str | os.PathLike, kind: str) -> str:
     """A hash of a source file or folder: path, size and mtime of each file in it, plus the reader kind."""
     source = Path(source).resolve()
-    digest = hashlib.sha256(f"{CACHE_FORMAT_VERSION}\0{kind}\0{source}".encode())
+    # File names are hashed as the bytes on disk (os.fsencode): a name that is not valid UTF-8
+    # arrives as a str with surrogate escapes, which a plain .encode() refuses.
+    digest = hashlib.sha256(f"{CACHE_FORMAT_VERSION}\0{kind}\0".encode() + os.fsencode(source))
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     for path in files:
         status = path.stat()
-        relative = "" if path == source else str(path.relative_to(source))
-        digest.update(f"\0{relative}\0{status.st_size}\0{status.st_mtime_ns}".encode())
+        relative = b"" if path == source else os.fsencode(path.relative_to(source))
+        digest.update(b"\0" + relative + f"\0{status.st_size}\0{status.st_mtime_ns}".encode())
     return digest.hexdigest()[:24]
 
 

@@ -43,6 +43,7 @@ from autospace.distributed import (
     shard_batch, sync_batch_layers,
 )
 from autospace.errors import AutospaceError
+from autospace.memory import COPIES_FOR_TRAINING, require_parameters_fit
 from autospace.nn import build_network
 from autospace.checkpoints import require_finite_loss
 from autospace.nonfinite import NonfiniteSteps
@@ -76,6 +77,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
 
     # Everything needed to resume is in the folder from the first second on.
     cost = network_cost(network)
+    require_parameters_fit(cost.params, device, "the network", COPIES_FOR_TRAINING)  # before any file or tensor
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(run_dir / "config.yaml", config)

@@ -141,3 +141,93 @@ def test_cost_command_prints_one_json_line_per_cell(tmp_path, capsys):
     cells.write_text(EXAMPLE_STRING + "\n|nor_conv_3x3~0|\n")
     assert main(["nb201", "cost", "--cells", str(cells)]) == 2
     assert "line 2" in capsys.readouterr().err
+
+
+def tiny_config(**changes):
+    from autospace.nb201.config import Nb201Config
+
+    values = dict(data="synthetic:512,64", channels=4, cells_per_stage=1, image_size=8, steps=40, batch_size=16,
+                  warmup_fraction=0.25, regenerate_every=10, device="cpu", population_size=6, offspring=2,
+                  min_trained_steps=1, max_age=3)
+    values.update(changes)
+    return Nb201Config(**values)
+
+
+def write_cells(path, texts):
+    path.write_text("".join(text + "\n" for text in texts))
+    return path
+
+
+THREE = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+         "|avg_pool_3x3~0|+|none~0|none~1|+|none~0|avg_pool_3x3~1|none~2|",
+         "|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"]
+
+
+def test_rank_resumes_to_the_same_fitness(tmp_path):
+    from autospace.nb201.loop import run_tied_dea
+
+    cells = [parse_nb201_string(text) for text in THREE]
+    whole = run_tied_dea(tiny_config(), tmp_path / "whole", cells, search=False)
+    assert run_tied_dea(tiny_config(), tmp_path / "split", cells, search=False, stop_after_regeneration=2) is None
+    resumed = run_tied_dea(tiny_config(), tmp_path / "split", cells, search=False, resume=True)
+    assert [m["fitness"] for m in resumed["population"]] == [m["fitness"] for m in whole["population"]]
+    assert [m["count"] for m in resumed["population"]] == [m["count"] for m in whole["population"]]
+    assert len((tmp_path / "split" / "history.jsonl").read_text().splitlines()) == 4
+    assert sum(m["count"] for m in whole["population"]) == 40
+
+
+def held_out_losses(config, run_dir, cells):
+    """Each cell's cross-entropy on held-out batches, with the run's final supernet weights."""
+    from autospace.checkpoints import load_rotating_checkpoint
+    from autospace.nb201.loop import CHECKPOINT_FORMAT, load_streams
+
+    _, validation, num_classes = load_streams(config, torch.device("cpu"))
+    skeleton = Nb201Skeleton(channels=config.channels, cells_per_stage=config.cells_per_stage,
+                             num_classes=num_classes, resolution=config.image_size)
+    supernet = Nb201TiedSupernet(skeleton, torch.Generator().manual_seed(0))
+    supernet.load_state_dict(load_rotating_checkpoint(run_dir, CHECKPOINT_FORMAT)["supernet"])
+    batches = [validation.next() for _ in range(8)]
+    with torch.no_grad():
+        return [sum(torch.nn.functional.cross_entropy(supernet(x, cell), y).item() for x, y in batches) / 8
+                for cell in cells]
+
+
+def test_fitness_orders_cells_as_their_held_out_loss_does(tmp_path):
+    """Can fail: the binary-gate fitness must rank the best and worst cell of the trained supernet
+    (by held-out loss) first and last; a wrong sign or a broken estimator orders them at random."""
+    from autospace.nb201 import rank_cells
+
+    config = tiny_config(steps=240, warmup_fraction=0.5, channels=8, image_size=16, fitness_lr=2.0,
+                         data="synthetic:2048,64", weight_sampling="uniform", validation_fraction=0.25)
+    summary = rank_cells(config, tmp_path / "run", write_cells(tmp_path / "cells.txt", THREE))
+    rows = list(csv.DictReader((tmp_path / "run" / "fitness.csv").open()))
+    assert [row["arch_str"] for row in rows] == THREE
+    fitness = [float(row["fitness"]) for row in rows]
+    losses = held_out_losses(config, tmp_path / "run", [parse_nb201_string(text) for text in THREE])
+    assert fitness.index(max(fitness)) == losses.index(min(losses)), (fitness, losses)
+    assert fitness.index(min(fitness)) == losses.index(max(losses)), (fitness, losses)
+    assert summary["cells"] == 3 and summary["proxy"]["channels"] == 8
+
+
+def test_search_keeps_its_population_and_reports_the_found_cell(tmp_path):
+    from autospace.nb201 import search_nb201
+
+    lines = search_nb201(tiny_config(steps=60), tmp_path / "run")
+    found = lines[0]
+    assert not parse_nb201_string(found["arch_str"]).is_empty()
+    assert found["evaluated"] >= 6 and found["steps"] == 60
+    state = json.loads((tmp_path / "run" / "found.json").read_text())
+    assert state[0]["arch_str"] == found["arch_str"]
+
+
+def test_rank_command_refuses_bad_input(tmp_path, capsys):
+    empty = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|nor_conv_1x1~2|"
+    cells = write_cells(tmp_path / "cells.txt", [EXAMPLE_STRING, empty])
+    assert main(["nb201", "rank", "--cells", str(cells), "--out", str(tmp_path / "a")]) == 2
+    assert "no path from node 0 to node 3" in capsys.readouterr().err
+    assert main(["nb201", "rank", "--cells", str(cells)]) == 2
+    assert "--out" in capsys.readouterr().err
+    cells = write_cells(tmp_path / "one.txt", [EXAMPLE_STRING])
+    assert main(["nb201", "rank", "--cells", str(cells), "--out", str(tmp_path / "b"),
+                 "--set", "image_size=10"]) == 2
+    assert "multiple of 4" in capsys.readouterr().err

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as functional
 
 from autospace.arch.nb201 import (
-    Nb201Skeleton, canonical_nb201, mutate_nb201, parse_nb201_string, random_nb201_cell, to_nb201_string,
+    Nb201Skeleton, canonical_nb201, mutate_nb201, parse_nb201_string, require_nonempty, to_nb201_string,
 )
 from autospace.atomic import append_jsonl, atomic_write_text, truncate_jsonl
 from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
@@ -155,7 +155,7 @@ def run_tied_dea(config: Nb201Config, out: Path, initial_cells: list | None, sea
         step, regeneration = checkpoint["step"], checkpoint["regeneration"]
         started -= checkpoint["elapsed_seconds"]
     else:
-        population = [individual(cell) for cell in initial_cells]  # rank: duplicates stay apart
+        population = [individual(require_nonempty(cell)) for cell in initial_cells]  # rank: duplicates stay apart
         evaluated = {to_nb201_string(canonical_nb201(parse_nb201_string(m["arch_str"]))) for m in population}
         step, regeneration = 0, 0
     truncate_jsonl(out / "history.jsonl", regeneration)

@@ -6,9 +6,12 @@ the target; a kill at any point leaves either the old or the new file.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,18 +28,42 @@ def _current_umask() -> int:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+    with _disk_full_as_one_line(path, len(data)):
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes 0600 files
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+
+
+_NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+@contextlib.contextmanager
+def _disk_full_as_one_line(path: Path, size: int):
+    """Turn "no space left on device" into a DiskFullError that names the folder and the space needed
+    (the CLI adds the --resume hint); the write it interrupted left the target whole or absent."""
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes 0600 files
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+        yield
+    except OSError as error:
+        if error.errno not in _NO_SPACE:
+            raise
+        from autospace.errors import DiskFullError
+
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:,.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        raise DiskFullError(f"no space left on the device of {path.parent} ({error.strerror or error}) while writing "
+                            f"{path.name}, which needs {size / 2**20:,.1f} MiB ({free}); the files already there "
+                            f"are whole") from None
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
@@ -104,10 +131,12 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line; a torn last line is dropped by `read_jsonl`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(record) + "\n")
-        file.flush()
-        os.fsync(file.fileno())
+    line = json.dumps(record) + "\n"
+    with _disk_full_as_one_line(path, len(line.encode("utf-8"))):
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(line)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

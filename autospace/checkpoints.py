@@ -4,11 +4,23 @@ A run folder keeps `checkpoint.pt` (newest) and `checkpoint.prev.pt`: saving
 renames the newest to `.prev`, then writes the new one atomically, so a kill at
 any moment leaves at least one whole checkpoint; loading takes the newest one
 that reads back whole and carries the expected format tag.
+
+Checksums: a torch.save file is a zip archive that stores a CRC-32 of every
+entry (the pickle and each tensor's bytes), but torch.load never checks them,
+so bytes flipped in place load silently. Loading checks every CRC first; a
+damaged newest checkpoint falls back to the previous one with a warning.
+
+Only a finite state is saved: a checkpoint is "good" when every floating-point
+tensor in it is finite, so the last good checkpoint a non-finite loss names is
+one a resume can really continue from.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import sys
+import zipfile
 from pathlib import Path
 
 import torch
@@ -21,6 +33,7 @@ NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
 def save_rotating_checkpoint(run_dir: str | Path, state: dict, format_tag: str) -> None:
     run_dir = Path(run_dir)
+    require_finite_state(state, run_dir)  # before the rotation: the good checkpoints stay as they are
     if (run_dir / NEWEST).exists():
         os.replace(run_dir / NEWEST, run_dir / PREVIOUS)
     atomic_torch_save(run_dir / NEWEST, {"format": format_tag, **state})
@@ -38,8 +51,10 @@ def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys
         if not path.exists():
             continue
         try:
+            data = path.read_bytes()
+            check_zip_checksums(data)
             # CPU first: generator states must stay CPU byte tensors; load_state_dict moves weights.
-            state = torch.load(path, map_location="cpu", weights_only=weights_only)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=weights_only)
             if not isinstance(state, dict) or state.get("format") != format_tag:
                 found = state.get("format") if isinstance(state, dict) else type(state).__name__
                 foreign_formats.append(found)
@@ -47,6 +62,9 @@ def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys
             missing = [key for key in required_keys if key not in state]
             if missing:
                 raise ValueError(f"missing {', '.join(missing)}")
+            if problems:  # the newest was there but damaged
+                print(f"autospace: warning: {Path(run_dir) / NEWEST} is damaged ({problems[0].split(': ', 1)[1]}); "
+                      f"continuing from the previous checkpoint {path}", file=sys.stderr)
             return (state, path) if with_path else state
         except Exception as error:  # a torn or foreign file: fall back to the older checkpoint
             problems.append(f"{name}: {type(error).__name__}: {str(error)[:160]}")
@@ -72,6 +90,83 @@ def require_finite_loss(loss: float, stage: str, position: str, run_dir: str | P
 
     if math.isfinite(loss):
         return
-    newest = Path(run_dir) / NEWEST
-    saved = f"the last good checkpoint is {newest}" if newest.exists() else "no checkpoint was written yet"
-    raise AutospaceError(f"{stage}: the loss became {loss} at {position}; {saved}; {advice}")
+    from autospace.resume import learning_rate_hint
+
+    raise AutospaceError(f"{stage}: the loss became {loss} at {position}; {last_good_checkpoint_text(run_dir)}; "
+                         f"{advice}; {learning_rate_hint(run_dir)}")
+
+
+class ChecksumError(ValueError):
+    """A checkpoint's bytes differ from what was written (its stored CRC-32s do not match)."""
+
+
+def check_zip_checksums(data: bytes) -> None:
+    """Raise ChecksumError unless every entry of the torch.save archive `data` matches its stored CRC-32."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            damaged = archive.testzip()  # reads every entry and compares its CRC-32
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as error:
+        raise ChecksumError(f"not a whole checkpoint archive: {error}") from None
+    if damaged is not None:
+        raise ChecksumError(f"checksum mismatch in {damaged}: its bytes changed after it was written")
+
+
+def non_finite_tensors(state) -> list[str]:
+    """Names (dotted paths) of the floating-point tensors in `state` holding inf or NaN."""
+    found, pending = [], [("", state)]
+    while pending:
+        name, value = pending.pop()
+        if torch.is_tensor(value):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                found.append(name)
+        elif isinstance(value, dict):
+            pending.extend((f"{name}.{key}" if name else str(key), item) for key, item in value.items())
+        elif isinstance(value, (list, tuple)):
+            pending.extend((f"{name}[{index}]", item) for index, item in enumerate(value))
+    return sorted(found)
+
+
+class NonFiniteStateError(AutospaceError):
+    """The state a run was about to checkpoint holds non-finite tensors."""
+
+
+def require_finite_state(state: dict, run_dir: str | Path) -> None:
+    """Refuse to write `state` as a checkpoint when a tensor in it is not finite (BN running_var = inf, say):
+    it would rotate out a good checkpoint and be named as the last good one."""
+    bad = non_finite_tensors(state)
+    if bad:
+        from autospace.resume import learning_rate_hint
+
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NonFiniteStateError(
+            f"the run's state became non-finite: {len(bad)} tensors hold inf or NaN ({shown}), so it was not "
+            f"saved; {last_good_checkpoint_text(run_dir)}; lower the learning rate: {learning_rate_hint(run_dir)}")
+
+
+def last_good_checkpoint_text(run_dir: str | Path) -> str:
+    """'the last good checkpoint is PATH' for the newest checkpoint that exists, or 'no checkpoint was written yet'.
+    Every checkpoint written by this version is finite (`require_finite_state`)."""
+    for name in (NEWEST, PREVIOUS):
+        if (Path(run_dir) / name).exists():
+            return f"the last good checkpoint is {Path(run_dir) / name}"
+    return "no checkpoint was written yet"
+
+
+def checkpoint_position(run_dir: str | Path) -> str:
+    """Where a resume of run_dir continues: 'step S (epoch E)' of the newest whole checkpoint of any kind,
+    or 'step 0 (before the first checkpoint)'."""
+    for name in (NEWEST, PREVIOUS):
+        path = Path(run_dir) / name
+        try:
+            data = path.read_bytes()
+            check_zip_checksums(data)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        except Exception:  # absent, torn or damaged: the resume itself reports it
+            continue
+        if isinstance(state, dict):
+            counters = [f"{key} {state[key]}" for key in ("epoch", "regeneration", "round", "generation")
+                        if isinstance(state.get(key), int)]
+            step = state.get("step")
+            where = f"step {step}" if isinstance(step, int) else "the checkpoint"
+            return f"{where} ({', '.join(counters)})" if counters else where
+    return "step 0 (before the first checkpoint)"

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from autospace.errors import AutospaceError
+from autospace.errors import AutospaceError, DiskFullError
 
 
 def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -> None:
@@ -45,13 +45,17 @@ def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> lis
 
 def _resumed_config(cls, run_dir: Path, overrides: list[str]):
     """The saved config of a run folder to resume (a clear error for a missing, foreign or
-    incompatible one); the folder must be writable."""
+    incompatible one) with `overrides`, which may change the keys `autospace.resume` allows; the
+    folder must be writable and not in use by another process."""
     from autospace.atomic import require_writable_folder
     from autospace.config import load_saved_config
+    from autospace.resume import resumed_config
+    from autospace.run_lock import run_folder_lock
 
-    config = load_saved_config(cls, run_dir, overrides)
+    load_saved_config(cls, run_dir)  # a folder without a run, or of another kind: said before anything else
     require_writable_folder(run_dir)
-    return config
+    with run_folder_lock(run_dir, create=False):  # a learning-rate change rewrites config.yaml
+        return resumed_config(cls, run_dir, overrides)
 
 
 def _require_writable_output(path: str | None, what: str) -> None:
@@ -373,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     except AutospaceError as error:
         # One line whatever the message holds (a library's multi-line text quoted in it, say).
         message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        run_dir = getattr(args, "out", None) or getattr(args, "resume", None)
+        if isinstance(error, DiskFullError) and run_dir:
+            message += f"; free some space, then continue with --resume {run_dir}"
         print(f"autospace: error{who}: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -392,16 +392,33 @@ CONFIG_FORMAT = "autospace.config/1"
 _HEADER_ORIGIN = re.compile(r"\(autospace (?P<version>[^\s,)]+), config format (?P<format>[^\s)]+)\)")
 
 
-def save_config(path: str | Path, config: Any) -> None:
+def save_config(path: str | Path, config: Any, notes: Iterable[str] = ()) -> None:
     """Write the resolved config as YAML (atomically); `load_config(type(config), path)` reads it back equal.
 
-    The header line names the autospace version and CONFIG_FORMAT (read back by `load_saved_config`)."""
+    The header line names the autospace version and CONFIG_FORMAT (read back by `load_saved_config`);
+    the change notes of the file it replaces (`autospace.resume`), then `notes`, follow as comment lines."""
     from autospace import __version__
+
+    notes = recorded_change_notes(path) + [note for note in notes if note not in recorded_change_notes(path)]
 
     header = (f"# {type(config).__name__}, resolved: every key, as the run used it "
               f"(autospace {__version__}, config format {CONFIG_FORMAT})\n")
+    comments = "".join(f"# {note}\n" for note in notes)
     text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=False)
-    atomic_write_text(path, header + text)
+    atomic_write_text(path, header + comments + text)
+
+
+# The comment lines of config.yaml that record a change made on --resume (written by autospace.resume).
+CHANGE_NOTE_PREFIX = "changed on --resume"
+
+
+def recorded_change_notes(path: str | Path) -> list[str]:
+    """The change notes of a config.yaml, oldest first; none when it is absent or unreadable."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [line[2:] for line in lines if line.startswith(f"# {CHANGE_NOTE_PREFIX}")]
 
 
 def load_saved_config(cls: type[ConfigType], run_dir: str | Path, overrides: Iterable[str] = ()) -> ConfigType:

@@ -9,3 +9,8 @@ other exception is a bug.
 
 class AutospaceError(ValueError):
     """Bad input from the user: the message names the problem and the fix."""
+
+
+class DiskFullError(AutospaceError):
+    """A write found no space left on its device (ENOSPC, or a quota: EDQUOT). The file being written is
+    absent or the older whole version (atomic writes), so the run can continue once there is space."""

@@ -18,9 +18,10 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from autospace.checkpoints import NEWEST
+from autospace.checkpoints import last_good_checkpoint_text
 from autospace.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum
 from autospace.errors import AutospaceError
+from autospace.resume import learning_rate_hint
 
 
 class NonfiniteSteps:
@@ -70,13 +71,12 @@ class NonfiniteSteps:
         self._saved = []
         self.skipped += 1
         if self.skipped > self.limit:
-            newest = self.run_dir / NEWEST
-            saved = f"the last good checkpoint is {newest}" if newest.exists() else "no checkpoint was written yet"
+            saved = last_good_checkpoint_text(self.run_dir)
             loss_value = float(found[1]) / self.distributed.world_size
             raise AutospaceError(
                 f"{self.stage}: the loss became {loss_value} (or a gradient non-finite) at {position}; that makes "
                 f"{self.skipped} non-finite steps, more than skip_nonfinite={self.limit} allows; {saved}; "
-                f"{self.advice}")
+                f"{self.advice}; {learning_rate_hint(self.run_dir)}")
         return False
 
     def state_dict(self) -> dict:

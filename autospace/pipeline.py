@@ -24,6 +24,7 @@ from autospace.distributed import barrier, init_distributed
 from autospace.errors import AutospaceError
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.nse_config import NseConfig
+from autospace.run_lock import LOCK_NAME, run_folder_lock
 from autospace.search.config import SearchConfig
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.config import TrainConfig
@@ -75,13 +76,18 @@ def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig | NseConfi
 def _stage_state(folder: Path, output: str) -> str:
     if (folder / output).exists():
         return "done"
-    if folder.is_dir() and any(folder.iterdir()):
+    if folder.is_dir() and any(entry.name != LOCK_NAME for entry in folder.iterdir()):  # not just a lock
         return "resume"
     return "new"
 
 
 def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> dict:
     """Run every stage not yet done; returns the final metrics (and writes RUN_DIR/report.md)."""
+    with run_folder_lock(out, create=not resume):
+        return _run_pipeline(config, out, resume)
+
+
+def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
     from autospace.arch.codec import load_arch
     from autospace.evolve import evolve
     from autospace.html_report import write_html_report

@@ -10,6 +10,7 @@ from autospace.evolve.config import EvolveConfig
 from autospace.evolve.dea import evolve_autospace
 from autospace.evolve.nse import evolve_nse
 from autospace.evolve.nse_config import NseConfig
+from autospace.run_lock import run_folder_lock
 
 EVOLVE_METHODS = {"autospace": (EvolveConfig, evolve_autospace), "nse": (NseConfig, evolve_nse)}
 DISTRIBUTED_METHODS = ("autospace", "nse")  # methods whose loop uses autospace.distributed (torchrun)
@@ -23,7 +24,8 @@ def evolve(method: str, config, out: str | Path, resume: bool = False):
         raise AutospaceError(f"evolve --method {method} does not run under torchrun yet (every process would "
                              f"write the same folder); run it as one process, or use --method "
                              f"{' or '.join(DISTRIBUTED_METHODS)}")
-    return EVOLVE_METHODS[method][1](config, out, resume=resume)
+    with run_folder_lock(out, create=not resume):
+        return EVOLVE_METHODS[method][1](config, out, resume=resume)
 
 
 __all__ = ["EVOLVE_METHODS", "EvolveConfig", "NseConfig", "evolve", "evolve_autospace", "evolve_nse"]

@@ -18,6 +18,7 @@ from autospace.cost import network_cost
 from autospace.distributed import barrier, sync_batch_layers
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import BlockSupernet
+from autospace.run_lock import run_folder_lock
 from autospace.search.budget import check_budget
 from autospace.search.config import SEARCH_METHODS, SearchConfig
 from autospace.search.evolution import index_choice_operators, index_sampler_within_budget
@@ -40,6 +41,12 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
                              f"({', '.join(BUILT_IN_SPACES)}) nor an existing space.json file")
     if resume and not out.is_dir():
         raise AutospaceError(f"cannot resume: run folder {out} does not exist")
+    with run_folder_lock(out, create=not resume):
+        return _search(config, Path(out), resume, stop_after_epoch, stop_after_generation)
+
+
+def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int | None,
+            stop_after_generation: int | None):
     session = open_session(config, out, resume)
     if resume and session.distributed.is_main and not any((out / name).exists() for name in (NEWEST, PREVIOUS)):
         truncate_jsonl(out / "search.jsonl", 0)  # killed before its first checkpoint: the search starts again

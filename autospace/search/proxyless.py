@@ -78,6 +78,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         weights.load_state_dict(checkpoint["weights"])
         distributions.load_state_dict(checkpoint["distributions"])
         architecture.load_state_dict(checkpoint["architecture"])
+        architecture.param_groups[0]["lr"] = config.arch_lr  # a --resume may lower it (autospace/resume.py)
         baseline.load_state_dict(checkpoint["baseline"])
         sampler.set_state(checkpoint["sampler"])
         session.train_stream.load_state_dict(checkpoint["train_stream"])

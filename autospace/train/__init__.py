@@ -4,8 +4,10 @@ Resuming (`resume=True`) continues the run in `out` under the run's own saved
 config.yaml and arch.json: pass `config=None` / `arch=None` to use them. An
 explicitly given config must agree with the saved one on every key except
 `RESUME_FREE_KEYS` (data_dir, device, progress, log_every, eval_batch_size,
-compile), which the given config may change; any other difference is an
-error that lists the keys (we refuse rather than silently mix two recipes).
+compile), which the given config may change, and the learning-rate keys (lr,
+warmup_epochs: `autospace.resume`), whose change is recorded in config.yaml
+with its step; any other difference is an error that lists the keys (we refuse
+rather than silently mix two recipes).
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import os
 from pathlib import Path
 
 from autospace.arch import Network, arch_to_dict, load_arch
-from autospace.config import config_differences, load_config
+from autospace.checkpoints import checkpoint_position
+from autospace.config import load_config
 from autospace.data import ImageDataset, load_dataset
 from autospace.errors import AutospaceError
+from autospace.resume import learning_rate_changes, record_learning_rate_changes
+from autospace.run_lock import run_folder_lock
 from autospace.train.checkpoint import (
     CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, load_latest_checkpoint, require_new_run_dir, save_checkpoint,
 )
@@ -40,6 +45,11 @@ def train(arch: Network | str | os.PathLike | None, config: TrainConfig | None, 
     new run and the saved config.yaml when resuming; `arch=None` (resume only)
     means the run's arch.json. `dataset` skips loading `config.data`.
     """
+    with run_folder_lock(out, create=not resume):
+        return _train(arch, config, Path(out), resume, dataset)
+
+
+def _train(arch, config: TrainConfig | None, out: Path, resume: bool, dataset: ImageDataset | None) -> dict:
     out = Path(out)
     saved_config_path, saved_arch_path = out / "config.yaml", out / "arch.json"
     if not resume:
@@ -48,13 +58,9 @@ def train(arch: Network | str | os.PathLike | None, config: TrainConfig | None, 
         saved = load_config(TrainConfig, saved_config_path)
         if config is None:
             config = saved
-        else:
-            changed = {key: values for key, values in config_differences(saved, config).items()
-                       if key not in RESUME_FREE_KEYS}
-            if changed:
-                listing = ", ".join(f"{key}: saved {old!r}, given {new!r}" for key, (old, new) in changed.items())
-                raise AutospaceError(f"cannot resume {out} with a different config ({listing}); resume without a "
-                                     f"config to use the saved one, or start a new run in another folder")
+        else:  # a learning-rate change is allowed and recorded in config.yaml; any other is refused
+            record_learning_rate_changes(out, config, learning_rate_changes(saved, config, out),
+                                         checkpoint_position(out))
     if config is None:
         config = TrainConfig()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from autospace.atomic import require_writable_folder
 from autospace.checkpoints import NEWEST, PREVIOUS, load_rotating_checkpoint, save_rotating_checkpoint
 from autospace.errors import AutospaceError
+from autospace.run_lock import LOCK_NAME
 
 CHECKPOINT_NAME = NEWEST
 PREVIOUS_CHECKPOINT_NAME = PREVIOUS
@@ -27,7 +28,9 @@ def require_new_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise AutospaceError(f"run folder {run_dir} is a file; choose a folder path")
     # Another process of the same torchrun job may be probing the folder (require_writable_folder) right now.
-    if run_dir.is_dir() and any(not entry.name.startswith(".autospace-write-test.") for entry in run_dir.iterdir()):
+    # The lock file is this run's own (run_lock.py: taken before this check by a new run's entry point).
+    if run_dir.is_dir() and any(not entry.name.startswith(".autospace-write-test.") and entry.name != LOCK_NAME
+                                for entry in run_dir.iterdir()):
         raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
                              f"or choose another (new or empty) folder")
     require_writable_folder(run_dir)  # fail now, not after the data set is loaded

@@ -49,6 +49,7 @@ from autospace.checkpoints import require_finite_loss
 from autospace.nonfinite import NonfiniteSteps
 from autospace.tensorboard import ScalarMirror
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
+from autospace.resume import learning_rate_keys
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
 from autospace.train.evaluate import evaluate
 from autospace.train.optim import learning_rate_at, make_optimizer
@@ -287,7 +288,7 @@ def _check_resumable(checkpoint: dict, path: Path, network: Network, config: Tra
                              f"arch.json or start a new run in another folder")
     saved = config_from_dict(TrainConfig, checkpoint.get("config", {}), str(path))
     changed = {key: values for key, values in config_differences(saved, config).items()
-               if key not in RESUME_FREE_KEYS}
+               if key not in RESUME_FREE_KEYS + learning_rate_keys(TrainConfig)}
     if changed:
         listing = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
         raise AutospaceError(f"cannot resume {path.parent} with a different config ({listing}); resume with the "

@@ -166,3 +166,47 @@ def test_network_too_big_for_memory_is_refused_before_allocating(tmp_path, capsy
     argv = ["profile", path, "--device", "cpu"] if command == "profile" else \
         ["train", path, "--out", tmp_path / "run", *SYNTHETIC, *QUICK]
     fails_cleanly(capsys, argv, "38,668,265,530 parameters", "GiB free", "fewer channels")
+
+
+# ---- also accepted silently before: a multi block of no branches, an empty split, labels like 1.5, ------
+# ---- a space.json's class count and resolution replaced by the data's without a word -----------------
+
+def test_multi_block_with_no_branches(tmp_path, capsys):
+    arch = valid_arch()
+    arch["network"]["layers"][1]["block"] = {"type": "multi", "branches": []}
+    fails_cleanly(capsys, ["profile", write_json(tmp_path / "arch.json", arch)], "has 0 blocks",
+                  "a multi block holds 1 to")
+
+
+def rewrite_npz(path: Path, **changes) -> Path:
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_with_an_empty_test_split(tmp_path, capsys):
+    path = rewrite_npz(write_npz(tmp_path / "data.npz", [(32, 32)] * 16), test_jpeg=np.zeros(0, np.uint8),
+                       test_offsets=np.zeros(1, np.int64), y_test=np.zeros(0, np.uint8))
+    fails_cleanly(capsys, ["train", ARCH, "--out", tmp_path / "run", "--data", path, *QUICK],
+                  "the test split holds no images", "at least one image")
+
+
+@pytest.mark.parametrize("labels", [[1.5] + [0.0] * 15, [float("nan")] + [0.0] * 15])
+def test_npz_with_labels_that_are_not_whole_numbers(tmp_path, capsys, labels):
+    path = rewrite_npz(write_npz(tmp_path / "data.npz", [(32, 32)] * 16), y_train=np.array(labels))
+    fails_cleanly(capsys, ["train", ARCH, "--out", tmp_path / "run", "--data", path, *QUICK],
+                  "y_train holds float64 labels such as", "expected whole class numbers 0..9")
+
+
+def test_search_says_when_it_adapts_a_space_to_the_data(tmp_path, capsys):
+    from autospace.arch import manual_space, preset_skeleton, save_space
+    from autospace.search.spaces import resolve_space
+
+    path = tmp_path / "space.json"
+    save_space(path, manual_space(preset_skeleton("cifar-small", num_classes=10, resolution=32)))
+    space = resolve_space(str(path), "cifar-small", num_classes=4, in_channels=3, resolution=16)
+    assert space.skeleton.num_classes == 4 and space.skeleton.resolution == 16
+    note = capsys.readouterr().err.strip()
+    assert note.startswith("autospace: note:") and "10 classes at 32px" in note and "4 classes at 16px" in note

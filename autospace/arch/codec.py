@@ -98,8 +98,9 @@ def block_from_dict(data: Any, path: str = "block") -> Block:
     if kind == "multi":
         _fields(data, path, ("type", "branches"))
         _expect(data["branches"], list, f"{path}.branches", "a list of irb or cell blocks")
-        if len(data["branches"]) > MAX_BRANCHES:
-            raise AutospaceError(f"{path}.branches has {len(data['branches'])} blocks; at most {MAX_BRANCHES}")
+        if not 1 <= len(data["branches"]) <= MAX_BRANCHES:
+            raise AutospaceError(f"{path}.branches has {len(data['branches'])} blocks; a multi block holds 1 to "
+                                 f"{MAX_BRANCHES}")
         branches = []
         for index, entry in enumerate(data["branches"]):
             where = f"{path}.branches[{index}]"

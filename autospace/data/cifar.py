@@ -85,6 +85,15 @@ def _decode_jpegs(
         raise malformed(
             path, f"{split}_offsets are not increasing from 0 to at most {jpeg.shape[0]} (the length of {split}_jpeg)"
         )
+    if labels.shape[0] == 0:
+        raise AutospaceError(f"{path}: the {split} split holds no images; a data set needs at least one image "
+                             f"in each of train and test")
+    if not np.issubdtype(labels.dtype, np.integer) and not (
+            np.issubdtype(labels.dtype, np.floating) and np.all(np.isfinite(labels)) and np.all(labels % 1 == 0)):
+        shown = labels[~np.isfinite(labels) | (labels % 1 != 0)][:3] if np.issubdtype(labels.dtype, np.floating) \
+            else labels[:3]
+        raise malformed(path, f"y_{split} holds {labels.dtype} labels such as {shown.tolist()}; expected whole "
+                              f"class numbers 0..{num_classes - 1}")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise malformed(path, f"y_{split} ranges over {labels.min()}..{labels.max()}; expected 0..{num_classes - 1}")
     data = jpeg.tobytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def resolve_space(name: str, preset: str, num_classes: int, in_channels: int, re
             f"{path}: the space's skeleton takes {found['in_channels']}-channel images but the data set has "
             f"{in_channels}; evolve a space on this data set")
     if found != data:
-        # A space learned at one resolution or class count keeps its blocks; the skeleton adapts.
+        # The stated rule: a space learned at one resolution or class count keeps its blocks; the skeleton
+        # adapts to the data searched on. Said on stderr, so the change is never silent.
+        print(f"autospace: note: {path} was learned for {found['num_classes']} classes at {found['resolution']}px; "
+              f"searching it for the data's {num_classes} classes at {resolution}px (same blocks, adapted "
+              f"skeleton)", file=sys.stderr)
         space = replace(space, skeleton=replace(space.skeleton, num_classes=num_classes, resolution=resolution))
     return space

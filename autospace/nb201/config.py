@@ -27,6 +27,8 @@ class Nb201Config:
     image_size: int = _help("images are area-downsampled to this side (NB201: 32); a multiple of 4", 32)
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
     validation_fraction: float = _help("held-out share of the training images, for fitness steps", 0.2)
+    augment: bool = _help("random crop (padding 4) and flip on training batches; a short run on small "
+                          "images learns faster without", True)
 
     # -- training --------------------------------------------------------------------
     steps: int = _help("weight steps in all (one sampled cell in every position per step)", 2000)

@@ -46,7 +46,8 @@ MAX_COUNT_FACTOR = 10.0  # Eq. 4 for a child with ~0 steps would be huge: one no
 def proxy_description(config: Nb201Config) -> dict:
     """What the run trained on; differs from NB201 (C=16, N=5, 32x32, all images) on a CPU proxy."""
     return {"channels": config.channels, "cells_per_stage": config.cells_per_stage, "image_size": config.image_size,
-            "train_subset": config.train_subset, "steps": config.steps, "batch_size": config.batch_size,
+            "train_subset": config.train_subset, "augment": config.augment, "steps": config.steps,
+            "batch_size": config.batch_size, "weight_sampling": config.weight_sampling,
             "data": "CIFAR-10 (JPEG q75 copy)" if config.data == "cifar10" else config.data}
 
 
@@ -63,7 +64,7 @@ def load_streams(config: Nb201Config, device: torch.device) -> tuple[BatchStream
                                                seed=config.seed)
     images = images.to(device)
     train = BatchStream(images, dataset.train_labels, train_indices, config.batch_size, dataset.mean, dataset.std,
-                        seed=config.seed)
+                        seed=config.seed, augment=config.augment)
     # no augmentation on the held-out batches: the fitness compares cells, not crops
     validation = BatchStream(images, dataset.train_labels, held_out, config.batch_size, dataset.mean, dataset.std,
                              seed=config.seed + 1, augment=False)

@@ -16,8 +16,12 @@ from autospace.evolve import EvolveConfig
 from autospace.search import SearchConfig
 from autospace.train import TrainConfig
 
-SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=True),
-                    st.text(max_size=12))
+# Huge integers (past int64) and non-finite floats are in every draw's reach (issue 17: 2**63 seeds,
+# 1e400 budgets, nan slacks); so is nesting far deeper than any file autospace writes (DEEP_JSON_TEXT).
+HUGE_INTEGERS = st.one_of(st.integers(-10, 10**6), st.integers(-2**80, 2**80),
+                          st.sampled_from([2**63 - 1, 2**63, -2**63 - 1, 2**64, 10**400]))
+SCALARS = st.one_of(st.none(), st.booleans(), HUGE_INTEGERS, st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from([float("inf"), float("-inf"), float("nan"), 1e308]), st.text(max_size=12))
 JSON = st.recursive(SCALARS, lambda children: st.one_of(
     st.lists(children, max_size=4), st.dictionaries(st.text(max_size=10), children, max_size=4)), max_leaves=12)
 
@@ -77,6 +81,44 @@ def test_mutated_space_json(path, new):
     _clean(space_from_dict, _replace(VALID_SPACE, path, new))
 
 
+def _deep_json_text(depth: int, opener: str, leaf: str) -> str:
+    """JSON nested `depth` deep, built as text (json.dumps itself would recurse)."""
+    closer = {"[": "]", '{"k": ': "}"}[opener]
+    return opener * depth + leaf + closer * depth
+
+
+DEEP_JSON_TEXT = st.builds(_deep_json_text, st.one_of(st.integers(0, 80), st.integers(80, 5000),
+                                                      st.just(100_000)),
+                           st.sampled_from(["[", '{"k": ']), st.sampled_from(["1", "1e400", "null", '"x"']))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DEEP_JSON_TEXT)
+def test_deeply_nested_json_files_into_every_file_reader(tmp_path_factory, text):
+    from autospace.importing import import_network_config
+    from autospace.show import load_drawable
+
+    path = tmp_path_factory.mktemp("deep") / "file.json"
+    path.write_text(text)
+    for reader in (load_arch, load_space, import_network_config, load_drawable):
+        _clean(reader, path)
+
+
+# PyYAML is pure Python and slow at depth: up to 3,000 here (past the recursion limit);
+# test_bad_input_extremes.py::test_bad_yaml_config_is_one_line[deep] runs 100,000 once.
+DEEP_YAML_TEXT = st.builds(_deep_json_text, st.one_of(st.integers(0, 80), st.integers(80, 3000)),
+                           st.sampled_from(["[", '{"k": ']), st.sampled_from(["1", "1e400", "null", ".nan"]))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(DEEP_YAML_TEXT, st.sampled_from(["epochs: {}\n", "{}\n", "lr: 0.1\nseed: {}\n"]),
+       st.sampled_from([TrainConfig, EvolveConfig, SearchConfig]))
+def test_deeply_nested_yaml_configs(tmp_path_factory, deep, layout, cls):
+    path = tmp_path_factory.mktemp("deep") / "config.yaml"
+    path.write_text(layout.format(deep.replace('"k": ', "k: ")))
+    _clean(load_config, cls, path)
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes_as_files(tmp_path_factory, data):
@@ -86,13 +128,58 @@ def test_random_bytes_as_files(tmp_path_factory, data):
     _clean(load_space, path)
 
 
-@settings(max_examples=100, deadline=None)
+NUMBER_WORDS = st.one_of(HUGE_INTEGERS.map(str), st.floats().map(repr),
+                        st.sampled_from(["inf", "-inf", "nan", ".inf", ".nan", "1e400", "-1e400", "9" * 400]))
+
+
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from(["epochs", "batch_size", "lr", "seed", "device", "nope", "budget_madds", "momentum",
-                        "candidates_per_layer", "method", "target_madds", "penalty", "train_subset"]),
-       st.text(max_size=12))
+                        "candidates_per_layer", "method", "target_madds", "penalty", "train_subset", "cap_slack",
+                        "warmup_epochs", "weight_lr", "skip_nonfinite", "penalty_alpha"]),
+       st.one_of(st.text(max_size=12), NUMBER_WORDS))
 def test_random_overrides_into_every_config(key, value):
+    """A config that loads holds only finite floats and int64 integers (what torch and numpy can take)."""
+    import dataclasses
+    import math
+
     for cls in (TrainConfig, EvolveConfig, SearchConfig):
-        _clean(load_config, cls, None, [f"{key}={value}"])
+        try:
+            config = load_config(cls, None, [f"{key}={value}"])
+        except AutospaceError:
+            continue
+        for item in dataclasses.fields(config):
+            field_value = getattr(config, item.name)
+            if isinstance(field_value, float):
+                assert math.isfinite(field_value), (item.name, field_value)
+            if isinstance(field_value, int) and not isinstance(field_value, bool):
+                assert -2**63 <= field_value < 2**63, (item.name, field_value)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.binary(min_size=1, max_size=24).filter(lambda name: b"/" not in name and b"\0" not in name
+                                                          and name not in (b".", b"..")),
+                min_size=1, max_size=3, unique=True))
+def test_image_folder_with_file_names_that_are_not_utf8(tmp_path_factory, names):
+    """Any bytes a POSIX file name may hold: a data set (cached and read back) or an AutospaceError."""
+    import os
+
+    from PIL import Image
+
+    from autospace.data import load_dataset
+
+    root = tmp_path_factory.mktemp("names")
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            (root / split / label).mkdir(parents=True)
+            Image.new("L", (4, 4), 60 if label == "a" else 200).save(root / split / label / "0.png")
+    for name in names:
+        Image.new("L", (4, 4), 90).save(os.fsencode(root / "train" / "a") + b"/" + name + b".png")
+    os.environ["AUTOSPACE_CACHE"] = str(root / ".cache")
+    try:
+        for _ in range(2):  # decode and cache, then read the cache
+            _clean(load_dataset, str(root))
+    finally:
+        del os.environ["AUTOSPACE_CACHE"]
 
 
 # ---- data files: random and damaged bytes into every file reader -------------------------------------

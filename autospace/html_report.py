@@ -263,6 +263,14 @@ def _evolve_section(run_dir: Path) -> list[str]:
                 write_fitness_plot(Path(folder) / "fitness.png", evolve / "history.jsonl", space)
                 parts += ["<p>Fitness of each layer's final top cells while they were in the population:</p>",
                           _img((Path(folder) / "fitness.png").read_bytes(), "fitness of the final top cells")]
+    metadata = (read_optional_json(space_path) or {}).get("metadata", {}) if space_path.is_file() else {}
+    diagnostics, summary = metadata.get("fitness_diagnostics") or {}, metadata.get("space_madds")
+    if diagnostics.get("warning"):
+        parts.append(_note(f"Warning: {diagnostics['warning']}"))
+    if summary:
+        parts.append(f"<p>Networks of the learned space cost {summary['cheapest_over_budget']:.2f}x (cheapest), "
+                     f"{summary['uniform_mean_over_budget']:.2f}x (uniform mean) and "
+                     f"{summary['costliest_over_budget']:.2f}x (costliest) the budget.</p>")
     if space_path.is_file():
         parts += ["<h3>Learned space</h3>", "<p>Per layer, the candidate cells kept, best first "
                   "(fitness, MAdds at that layer, expansion and aggregation).</p>",

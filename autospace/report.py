@@ -32,6 +32,10 @@ def write_run_report(out: str | Path) -> Path:
         lines += [f"**Test top-1: {metrics['test_top1']:.2f}%** ({metrics.get('data', 'data set')}; "
                   f"params {metrics['params']:,}, MAdds {metrics['madds'] / 1e6:.2f}M "
                   f"against a target of {result.get('target_madds', 0) / 1e6:.1f}M).", ""]
+    space = read_optional_json(out / "evolve" / "space.json") or {}
+    warning = space.get("metadata", {}).get("fitness_diagnostics", {}).get("warning")
+    if warning:
+        lines += [f"**Warning (evolve):** {warning}", ""]
     lines += ["## Stages", "", "| stage | wall time |", "| --- | --- |"]
     for stage, seconds in times.items():
         lines.append(f"| {stage} | {'skipped' if seconds is None else f'{seconds / 60:.1f} min ({seconds:.0f} s)'} |")

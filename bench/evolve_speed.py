@@ -29,7 +29,8 @@ import torch.nn.functional as functional
 from autospace.arch import preset_skeleton, reference_cell
 from autospace.cost.units import parse_madds
 from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
-from autospace.evolve.population import LayerPopulation, layer_madds_caps
+from autospace.evolve.layer_budget import layer_budgets
+from autospace.evolve.population import LayerPopulation
 from autospace.nn import build_network
 from autospace.nn.supernet import CellSupernet
 from autospace.train.optim import fast_update_options
@@ -80,11 +81,11 @@ def main() -> None:
     channels_last = resolve_channels_last("auto", device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     skeleton = preset_skeleton(args.preset)
-    caps = layer_madds_caps(skeleton, parse_madds(args.budget_madds), reference_cell(), 1.5)
+    bands = layer_budgets(skeleton, parse_madds(args.budget_madds), reference_cell(), 1.08, 0.6)
     rng = random.Random(args.seed)
     cells = []
-    for slot, cap in zip(skeleton.searchable_slots(), caps):
-        population = LayerPopulation(slot, reference_cell(), cap, 3)
+    for slot, band in zip(skeleton.searchable_slots(), bands):
+        population = LayerPopulation(slot, band, 3)
         population.initialise(args.candidates, rng)
         cells.append(population.cells())
     generator = torch.Generator().manual_seed(args.seed)

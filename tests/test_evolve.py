@@ -2,6 +2,7 @@
 
 import json
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,28 +14,44 @@ from autospace.cli import main
 from autospace.config import load_config
 from autospace.errors import AutospaceError
 from autospace.evolve import EvolveConfig, evolve
-from autospace.evolve.dea import parse_reference, scale_fitness_gradient
-from autospace.evolve.population import Individual, LayerPopulation, cell_madds, layer_madds_caps
+from autospace.evolve.dea import compensated_fitness_step, count_compensation, parse_reference
+from autospace.evolve.diagnostics import FitnessPersistence, centred_changes, noise_warning
+from autospace.evolve.layer_budget import LayerBudget, cell_madds, layer_budgets, reference_family
+from autospace.evolve.population import Individual, LayerPopulation, neighbours
 
 
 def _slot(index=3):
     return preset_skeleton("cifar-small").searchable_slots()[index]
 
 
-def _population(cap=10**12, delta=3, size=10, seed=0):
-    population = LayerPopulation(_slot(), reference_cell(), cap, delta)
+def _band(slot=None, floor=0, cap=10**12):
+    slot = slot or _slot()
+    family = tuple(cell for cell in reference_family(reference_cell()) if floor <= cell_madds(cell, slot) <= cap)
+    return LayerBudget(floor=floor, cap=cap, scaled_reference=family[0] if family else reference_cell(),
+                       family=family or (reference_cell(),))
+
+
+def _population(delta=3, size=10, seed=0, band=None):
+    population = LayerPopulation(_slot(), band or _band(), delta)
     population.initialise(size, random.Random(seed))
     return population
 
 
 # ---- Eq. 4 and Eq. 5 against hand-computed values ------------------------------------------
 
-def test_eq4_scales_by_mean_count_over_count():
-    gradient = torch.tensor([1.0, -2.0, 3.0])
-    scaled = scale_fitness_gradient(gradient, [10, 20, 30])  # T_bar = 20
-    assert torch.allclose(scaled, torch.tensor([2.0, -2.0, 2.0]))
-    # an untrained cell counts as one step, never a division by zero
-    assert torch.allclose(scale_fitness_gradient(torch.ones(2), [0, 3]), torch.tensor([2.0, 2.0 / 3.0]))
+def test_eq4_factor_is_population_mean_count_over_count_and_bounded():
+    assert count_compensation([10, 20, 40], 20.0) == pytest.approx([1.0, 1.0, 0.5])
+    assert count_compensation([0, 1000], 20.0) == pytest.approx([1.0, 0.25])  # bounded to [1/4, 1]
+
+
+def test_eq4_acts_after_adams_normalisation():
+    """Two cells with the same gradient: Adam alone moves them equally (and a factor on the gradient
+    would cancel); the compensated step moves the less trained one by its factor more."""
+    alphas = [torch.nn.Parameter(torch.zeros(2))]
+    optimizer = torch.optim.Adam(alphas, lr=0.1, betas=(0.0, 0.999))
+    compensated_fitness_step(optimizer, alphas, [torch.tensor([-1.0, -1.0])], [count_compensation([5, 20], 10.0)])
+    moved = alphas[0].detach()
+    assert moved[0] == pytest.approx(2 * moved[1]) and moved[1] > 0
 
 
 def test_eq5_momentum_write_back():
@@ -47,75 +64,158 @@ def test_eq5_momentum_write_back():
     assert [i.count for i in population.individuals] == [7, 9, 1, 1]
 
 
-# ---- population constraints ------------------------------------------------------------------
+# ---- the budget band and the prior -----------------------------------------------------------
 
-def test_initialisation_respects_distance_cap_and_distinctness():
+def test_bands_keep_the_reference_family_at_every_budget():
+    skeleton = preset_skeleton("cifar-small")
+    family = reference_family(reference_cell())
+    assert [cell.expansion for cell in family] == [6, 3, 1]
+    for budget in (5_000_000, 10_000_000, 15_000_000, 25_000_000, 60_000_000):
+        for slot, band in zip(skeleton.searchable_slots(), layer_budgets(skeleton, budget, reference_cell(), 1.08, 0.6)):
+            assert band.floor <= band.cap and band.scaled_reference in family
+            assert band.family[0] == band.scaled_reference
+            fitting = [cell for cell in family if cell_madds(cell, slot) <= band.cap]
+            if fitting:  # the largest expansion of the reference that fits
+                assert band.scaled_reference == max(fitting, key=lambda cell: cell_madds(cell, slot))
+            assert band.admits(band.scaled_reference, cell_madds(band.scaled_reference, slot))
+    with pytest.raises(AutospaceError, match="below the fixed part"):
+        layer_budgets(skeleton, 1000, reference_cell(), 1.08, 0.6)
+
+
+def _simulate(preset, budget, seed=0):
+    import importlib.util
+    from pathlib import Path
+    import argparse
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "space_centring.py"
+    spec = importlib.util.spec_from_file_location("space_centring", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    defaults = EvolveConfig()
+    settings = argparse.Namespace(cap_slack=defaults.cap_slack, cap_floor=defaults.cap_floor, max_distance=3,
+                                  population_size=10, candidates_per_layer=5, tournament_size=3, momentum=0.5,
+                                  offspring=2, max_age=8, top_k=4, regenerate_every=30, regenerations=12)
+    return module.simulate(preset, budget, seed, settings)
+
+
+@pytest.mark.parametrize("preset,budget", [("cifar-small", 10_000_000), ("cifar-small", 25_000_000),
+                                           ("cifar-small", 60_000_000), ("cifar", 60_000_000),
+                                           ("cifar", 300_000_000)])
+def test_a_space_evolved_on_noise_fitness_is_centred_on_the_budget(preset, budget):
+    """With pure-noise fitness the admission rules alone must not pull the space off the budget
+    (before: 0.41-0.71 of the budget at 15M-60M on cifar-small)."""
+    row = _simulate(preset, budget)
+    assert 0.85 <= row["uniform_mean_over_budget"] <= 1.15, row
+    assert row["costliest_over_budget"] >= 1.0, row
+
+
+def test_initialisation_seeds_the_family_and_respects_band_and_distance():
     slot = _slot()
-    cap = cell_madds(reference_cell(), slot)
-    population = LayerPopulation(slot, reference_cell(), cap, 2)
+    band = layer_budgets(preset_skeleton("cifar-small"), 25_000_000, reference_cell(), 1.08, 0.6)[3]
+    population = LayerPopulation(slot, band, 2)
     population.initialise(12, random.Random(1))
     cells = population.cells()
     assert len(cells) == len(set(cells)) == 12
+    assert [ind.cell for ind in population.individuals if ind.reference] == list(band.family)
     for cell in cells:
-        assert not cell.is_empty()
-        assert hamming(cell, reference_cell()) <= 2
-        assert cell_madds(cell, slot) <= cap
+        assert not cell.is_empty() and band.admits(cell, cell_madds(cell, slot))
+        assert hamming(cell, band.scaled_reference) <= population.max_distance
 
 
-def test_initialisation_that_cannot_fill_says_why():
-    with pytest.raises(AutospaceError, match="MAdds cap"):
-        LayerPopulation(_slot(), reference_cell(), 1, 1).initialise(10, random.Random(0))
-
-
-def test_reference_constraint_holds_then_lifts():
-    population = _population(delta=2, size=12, seed=3)
-    rng = random.Random(0)
-    constrained = [c for _ in range(30) for c in population.reproduce(4, 3, True, rng)]
-    assert constrained and all(hamming(c.cell, population.reference) <= 2 for c in constrained)
-    free = [c for _ in range(30) for c in population.reproduce(4, 3, False, rng)]
-    assert any(hamming(c.cell, population.reference) > 2 for c in free)
-
-
-def test_offspring_never_break_the_cap():
+def test_children_are_admissible_neighbours_drawn_uniformly():
     slot = _slot()
-    cap = cell_madds(reference_cell(), slot)
-    population = LayerPopulation(slot, reference_cell(), cap, 3)
-    population.initialise(10, random.Random(2))
-    rng = random.Random(5)
-    for _ in range(40):
-        for child in population.reproduce(3, 3, False, rng):
-            assert cell_madds(child.cell, slot) <= cap and not child.cell.is_empty()
+    reference_madds = cell_madds(reference_cell(), slot)
+    band = _band(slot, floor=reference_madds // 2, cap=2 * reference_madds)
+    population = LayerPopulation(slot, band, 3)
+    parent = reference_cell()
+    population.individuals = [Individual(parent, fitness=1.0, count=50)]
+    options = [cell for cell in neighbours(parent) if not cell.is_empty() and band.admits(cell, cell_madds(cell, slot))]
+    assert len(options) >= 3
+    drawn = {cell: 0 for cell in options}
+    rng = random.Random(3)
+    for _ in range(600):
+        population.individuals = [Individual(parent, fitness=1.0, count=50), Individual(options[0], -5.0, count=50)]
+        (child,) = population.regenerate(1, 1, 8, 1, False, rng) or [None]
+        if child is not None:
+            assert hamming(child.cell, parent) >= 1 and child.cell in drawn
+            drawn[child.cell] += 1
+    counts = [count for cell, count in drawn.items() if cell != options[0]]  # options[0] was taken
+    assert min(counts) > 0.5 * max(counts)  # uniform, up to sampling noise
 
 
-def test_tournament_picks_distinct_and_best():
+def test_regeneration_only_judges_trained_cells_and_keeps_the_family():
+    population = _population(size=6)
+    cells = population.cells()
+    # the reference-family cell is the weakest and oldest: it stays; an untrained cell is never removed
+    # as weakest nor a parent; the child's fitness is pulled halfway to the population mean
+    population.individuals = [Individual(cells[0], -9.0, age=20, count=100, reference=True),
+                              Individual(cells[1], -8.0, age=1, count=0),
+                              Individual(cells[2], 1.0, age=1, count=100),
+                              Individual(cells[3], 2.0, age=1, count=100),
+                              Individual(cells[4], 3.0, age=1, count=100),
+                              Individual(cells[5], 4.0, age=1, count=100)]
+    mean = sum(ind.fitness for ind in population.individuals) / 6
+    children = population.regenerate(1, 6, 8, 10, False, random.Random(0))
+    assert len(children) == 1 and len(population.individuals) == 6
+    remaining = population.cells()
+    assert cells[0] in remaining and cells[1] in remaining and cells[2] not in remaining
+    assert children[0].fitness == pytest.approx(4.0 + 0.5 * (mean - 4.0))  # parent: the fittest trained cell
+    assert children[0].count == 0 and children[0].cell in neighbours(cells[5])
+
+
+def test_removal_takes_oldest_past_max_age_first():
+    population = _population(size=4)
+    cells = population.cells()
+    population.individuals = [Individual(cells[0], 5.0, age=10, count=50), Individual(cells[1], -3.0, age=1, count=50),
+                              Individual(cells[2], 1.0, age=2, count=50), Individual(cells[3], 2.0, age=0, count=50)]
+    population.regenerate(1, 3, 8, 1, False, random.Random(0))
+    assert cells[0] not in population.cells()  # oldest, though fittest
+    population.regenerate(1, 3, 8, 1, False, random.Random(1))
+    assert cells[1] not in population.cells()  # nobody past max_age: the weakest goes
+    assert len(population.individuals) == 4
+
+
+def test_tournament_picks_distinct_and_best_and_breaks_ties_at_random():
     population = _population(size=8)
     population.individuals = [Individual(i.cell, fitness=float(k)) for k, i in enumerate(population.individuals)]
     winners = population.tournament(5, 3, random.Random(0))
     assert len(set(winners)) == 5
     assert population.tournament(1, 8, random.Random(0)) == [7]  # everyone enters: the fittest wins
+    population.individuals = [replace(i, fitness=0.0) for i in population.individuals]
+    firsts = {population.tournament(1, 8, random.Random(seed))[0] for seed in range(40)}
+    assert len(firsts) > 4  # all tied: not always the first in the list
 
 
-def test_removal_takes_oldest_past_max_age_else_weakest():
-    population = _population(size=4)
+def test_top_and_export_rank_trained_cells_first_and_add_the_scaled_reference():
+    population = _population(size=5)
     cells = population.cells()
-    population.individuals = [Individual(cells[0], 5.0, age=10), Individual(cells[1], -3.0, age=1),
-                              Individual(cells[2], 1.0, age=2), Individual(cells[3], 2.0, age=0)]
-    child = Individual(mutate(cells[0], random.Random(0)), 0.0)
-    population.replace_with([child], max_age=8, protected={child.cell})
-    assert cells[0] not in population.cells() and child.cell in population.cells()  # oldest, though fittest
-    child2 = Individual(mutate(cells[1], random.Random(1)), 0.0)
-    population.replace_with([child2], max_age=8, protected={child2.cell})
-    assert cells[1] not in population.cells()  # nobody past max_age: the weakest goes
-    assert len(population.individuals) == 4
+    population.individuals = [Individual(cells[0], -1.0, count=50, reference=True), Individual(cells[1], 9.0, count=2),
+                              Individual(cells[2], 1.0, count=50), Individual(cells[3], 2.0, count=50),
+                              Individual(cells[4], 0.5, count=50)]
+    assert [i.cell for i in population.top(2, min_steps=10)] == [cells[3], cells[2]]
+    exported = [i.cell for i in population.exported(2, 10, True)]
+    assert exported == [cells[3], cells[2], population.budget.scaled_reference]
 
 
-def test_layer_caps_share_the_budget_and_refuse_too_small_budgets():
-    skeleton = preset_skeleton("cifar-small")
-    caps = layer_madds_caps(skeleton, 20_000_000, reference_cell(), 1.0)
-    assert len(caps) == skeleton.num_searchable and all(cap > 0 for cap in caps)
-    assert sum(caps) <= 20_000_000
-    with pytest.raises(AutospaceError, match="below the fixed part"):
-        layer_madds_caps(skeleton, 1000, reference_cell(), 1.0)
+# ---- fitness diagnostics -----------------------------------------------------------------
+
+def test_persistence_is_positive_for_signal_and_not_for_noise():
+    rng = random.Random(0)
+    quality = [rng.gauss(0, 1) for _ in range(12)]
+    signal, noise = FitnessPersistence(), FitnessPersistence()
+    for _ in range(8):
+        alphas = [q * 0.1 + rng.gauss(0, 0.02) for q in quality]
+        signal.observe(centred_changes([list(range(12))], [[0.0] * 12], [alphas]))
+        noise.observe(centred_changes([list(range(12))], [[0.0] * 12], [[rng.gauss(0, 0.1) for _ in range(12)]]))
+    assert signal.overall() > 0.8 and abs(noise.overall()) < 0.3
+
+
+def test_noise_warning_names_the_numbers_and_what_helps():
+    config = EvolveConfig()
+    assert noise_warning(0.45, 10, 0.3, config) is None
+    text = noise_warning(0.12, 10, -0.05, config)
+    assert "12.0%" in text and "-0.05" in text and "epochs" in text and "candidates_per_layer" in text
+    assert noise_warning(0.45, 10, -0.1, config) is not None  # learned, but the ranking does not persist
 
 
 def test_parse_reference():
@@ -154,7 +254,10 @@ def finished_run(tmp_path_factory):
 def test_run_writes_a_valid_space_and_reports(finished_run):
     space = load_space(finished_run / "space.json")
     assert len(space.layers) == preset_skeleton("cifar-small").num_searchable
-    assert all(len(layer) == 2 for layer in space.layers)
+    assert all(2 <= len(layer) <= 3 for layer in space.layers)  # top-K, plus the scaled reference if not in it
+    references = [band.scaled_reference for band in layer_budgets(
+        preset_skeleton("cifar-small"), 20_000_000, reference_cell(), 1.08, 0.6)]
+    assert all(any(c.block.cell == reference for c in layer) for layer, reference in zip(space.layers, references))
     for name in ("space.md", "fitness.png", "history.jsonl", "config.yaml"):
         assert (finished_run / name).stat().st_size > 0
     entries = _layers(finished_run)
@@ -162,17 +265,42 @@ def test_run_writes_a_valid_space_and_reports(finished_run):
 
 
 def test_constraints_hold_throughout_the_run(finished_run):
-    config = _config()
     skeleton = preset_skeleton("cifar-small")
-    caps = layer_madds_caps(skeleton, config.budget_madds, reference_cell(), config.cap_slack)
+    bands = json.loads((finished_run / "space.json").read_text())["metadata"]["layer_madds_bands"]
     slots = skeleton.searchable_slots()
     history = _history(finished_run)
     assert any(r["constrained"] for r in history) and not all(r["constrained"] for r in history)
     for record in history:
         for layer, population in enumerate(record["populations"]):
+            assert any(entry["reference"] for entry in population)  # the prior stays
             for entry in population:
                 cell = block_from_dict({"type": "cell", **entry["cell"]}).cell
-                assert cell_madds(cell, slots[layer]) <= caps[layer]
+                floor, cap = bands[layer]
+                assert entry["reference"] or floor <= cell_madds(cell, slots[layer]) <= cap
+
+
+def test_no_reproduction_before_the_first_fitness_step(tmp_path):
+    """Warm-up regenerations (no fitness yet) keep every population as it was initialised."""
+    out = tmp_path / "warm"
+    evolve("autospace", _config(warmup_epochs=1.0, epochs=2), out)
+    history = _history(out)
+    warm = [r for r in history if r["fitness_steps"] == 0]
+    assert len(warm) >= 2
+    first = [sorted(str(e["cell"]) for e in layer) for layer in warm[0]["populations"]]
+    for record in warm[1:]:
+        assert [sorted(str(e["cell"]) for e in layer) for layer in record["populations"]] == first
+    assert [sorted(str(e["cell"]) for e in layer) for layer in history[-1]["populations"]] != first
+
+
+def test_every_regeneration_logs_the_fitness_diagnostics(finished_run):
+    history = _history(finished_run)
+    assert all(0.0 <= r["heldout_top1"] <= 1.0 for r in history)
+    assert any(r["persistence"] is not None for r in history)
+    metadata = json.loads((finished_run / "space.json").read_text())["metadata"]
+    assert {"heldout_top1", "persistence", "chance", "warning"} <= set(metadata["fitness_diagnostics"])
+    summary = metadata["space_madds"]
+    assert summary["cheapest_madds"] <= summary["uniform_mean_madds"] <= summary["costliest_madds"]
+    assert "uniform-mean" in (finished_run / "space.md").read_text()
 
 
 def test_fitness_moves_during_the_run(finished_run):

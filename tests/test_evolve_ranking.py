@@ -16,7 +16,7 @@ import torch.nn.functional as functional
 from autospace.arch import Cell, Skeleton, Stage
 from autospace.data import load_dataset, stratified_split
 from autospace.data.stream import BatchStream
-from autospace.evolve.dea import scale_fitness_gradient
+from autospace.evolve.dea import compensated_fitness_step, count_compensation
 from autospace.nn.supernet import CellSupernet
 
 CIFAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10_jpeg.npz"
@@ -56,8 +56,8 @@ def _fitness_after_training(dataset, initial_fitness, seed=0, steps=400, warmup=
             loss = functional.cross_entropy(supernet(inputs, paths), labels)
             (gradient,) = torch.autograd.grad(loss, supernet.alphas())
             old = [alpha.detach().clone() for alpha in supernet.alphas()]
-            supernet.alphas()[0].grad = scale_fitness_gradient(gradient, counts[0])
-            fitness.step()
+            factors = count_compensation(counts[0], sum(counts[0]) / len(counts[0]))
+            compensated_fitness_step(fitness, supernet.alphas(), [gradient], [factors])
             supernet.rescale_after_step(old, paths)
     return supernet.alphas()[0].detach().tolist()
 

@@ -33,7 +33,11 @@ class EvolveConfig:
     candidates_per_layer: int = _help("cells per layer in the supernet (M)", 9)
     tournament_size: int = _help("entrants per tournament when picking supernet cells and parents", 3)
     max_distance: int = _help("delta: largest Hamming distance from the reference DAG while constrained", 3)
-    cap_slack: float = _help("per-layer MAdds cap = slack x the layer's share of the budget", 1.5)
+    cap_slack: float = _help("a layer admits cells in a MAdds band [floor x tau_l, tau_l] placed so that the "
+                             "open-space cells in it cost slack x the layer's share of the budget on average "
+                             "(1.08: the exported space's uniform-mean network costs about the budget)", 1.08)
+    cap_floor: float = _help("the band's floor as a share of its cap tau_l (the reference family is "
+                             "admitted whatever the band)", 0.6)
 
     # -- training (step 3) ---------------------------------------------------------------
     epochs: int = _help("passes over the training split", 10)
@@ -53,8 +57,20 @@ class EvolveConfig:
     max_age: int = _help("an individual older than this (in regenerations) is removed first", 8)
     constrained_fraction: float = _help("share of the run during which d_H <= delta is enforced", 0.5)
 
+    min_trained_steps: int | None = _help(
+        "weight steps a cell needs before it can be a parent, be removed as the weakest or rank among the "
+        "exported cells; None: one regeneration window's share, regenerate_every / candidates_per_layer", None)
+
     # -- output ------------------------------------------------------------------------------
     top_k: int = _help("K: cells per layer in the learned space", 4)
+    export_reference: bool = _help("also export each layer's scaled reference cell beside the top-K, so a "
+                                   "search in the learned space can always pick the prior", True)
+
+    # -- diagnostics: is the fitness signal? ---------------------------------------------------
+    diagnostic_paths: int = _help("paths (drawn by fitness) whose held-out top-1 is measured after BN "
+                                  "recalibration at every regeneration; 0: off", 2)
+    diagnostic_batches: int = _help("batches for that BN recalibration, and held-out batches for the "
+                                    "accuracy", 4)
 
     # -- execution ---------------------------------------------------------------------------
     seed: int = _help("seed of every random generator of the run", 0)
@@ -75,7 +91,10 @@ class EvolveConfig:
         require_at_least(self, 1, "budget_madds", "population_size", "tournament_size", "max_distance",
                          "epochs", "batch_size", "fitness_every", "regenerate_every", "top_k", "train_subset")
         require_at_least(self, 2, "candidates_per_layer")
-        require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay", "skip_nonfinite")
+        require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay", "skip_nonfinite",
+                         "min_trained_steps", "diagnostic_paths")
+        require_at_least(self, 1, "diagnostic_batches")
+        require_between(self, 0.0, 1.0, "cap_floor")
         require_between(self, 0.0, 1.0, "momentum", "constrained_fraction", "weight_momentum", "label_smoothing")
         require_between(self, 0.01, 0.9, "validation_fraction")
         require_at_least(self, 1.0, "cap_slack")
@@ -88,3 +107,10 @@ class EvolveConfig:
                 f"({self.population_size}); the supernet draws its cells from the population")
         if self.top_k > self.population_size:
             raise AutospaceError(f"top_k ({self.top_k}) exceeds population_size ({self.population_size})")
+
+    @property
+    def min_steps(self) -> int:
+        """`min_trained_steps`, or one regeneration window's share of weight steps per supernet cell."""
+        if self.min_trained_steps is not None:
+            return self.min_trained_steps
+        return max(1, self.regenerate_every // self.candidates_per_layer)

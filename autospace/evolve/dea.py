@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,10 +28,10 @@ import torch.nn.functional as functional
 
 from autospace.arch.blocks import CellBlock
 from autospace.arch.cell import Cell, cell_to_string, reference_cell
-from autospace.arch.codec import block_from_dict, save_space
+from autospace.arch.codec import block_from_dict, cell_to_dict, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, truncate_jsonl
+from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
 from autospace.checkpoints import require_finite_loss
 from autospace.config import save_config
 from autospace.tensorboard import ScalarMirror
@@ -47,8 +49,14 @@ from autospace.evolve.checkpoint import (
     save_evolution_checkpoint, supernet_snapshot,
 )
 from autospace.evolve.config import EvolveConfig
-from autospace.evolve.population import LayerPopulation, layer_madds_caps
+from autospace.evolve.diagnostics import (
+    FitnessPersistence, centred_changes, fitness_spread, noise_warning,
+)
+from autospace.evolve.layer_budget import fixed_madds, layer_budgets, space_madds_summary
+from autospace.evolve.population import LayerPopulation
 from autospace.evolve.report import write_fitness_plot, write_space_table
+from autospace.data import normalize_batch
+from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.supernet import CellSupernet
 from autospace.nonfinite import NonfiniteSteps
 from autospace.train.checkpoint import require_new_run_dir
@@ -72,13 +80,32 @@ def parse_reference(text: str) -> Cell:
             f"({error})") from None
 
 
-def scale_fitness_gradient(gradient: torch.Tensor, counts: list[int]) -> torch.Tensor:
-    """Eq. 4: dL/dalpha_i * T_bar / T_i, T_i the weight steps cell i has trained (at least 1).
+MIN_COUNT_FACTOR = 0.25  # our bound on Eq. 4's factor from below
 
-    A cell trained fewer steps looks worse than it is; the scaling gives it a
-    fair hearing. T_bar is the mean over the layer's supernet cells."""
-    trained = torch.tensor(counts, dtype=gradient.dtype, device=gradient.device).clamp(min=1)
-    return gradient * (trained.mean() / trained)
+
+def count_compensation(counts: list[int], population_mean_count: float) -> list[float]:
+    """Eq. 4's factor T_bar / T_i per supernet cell, T_i its weight steps (at least 1) and T_bar the
+    mean over the layer's population, bounded to [1/4, 1]. It scales the fitness *update* after
+    the optimiser's own normalisation: Adam divides the gradient by its running scale, so a
+    factor on the gradient would cancel (measured: alphas equal to 4e-7 with and without it).
+
+    Our choice, measured (tests/test_evolve_ranking.py, 3 cells on CIFAR-10): factors above 1
+    amplify the noisy unit-size Adam steps of rarely trained cells and flipped the medium/bad order
+    (bound 4: 1 start in 3; bound 2: a tie), so the factor never exceeds 1; it slows the cells
+    trained more than average, which gives the others the same fair hearing."""
+    return [min(1.0, max(MIN_COUNT_FACTOR, population_mean_count / max(count, 1))) for count in counts]
+
+
+def compensated_fitness_step(optimizer: torch.optim.Optimizer, alphas, gradients, factors: list[list[float]]) -> None:
+    """One optimiser step on the fitness alphas, then Eq. 4: each cell's update times its factor."""
+    old = [alpha.detach().clone() for alpha in alphas]
+    for alpha, gradient in zip(alphas, gradients):
+        alpha.grad = gradient
+    optimizer.step()
+    with torch.no_grad():
+        for alpha, before, layer_factors in zip(alphas, old, factors):
+            scale = torch.tensor(layer_factors, dtype=alpha.dtype).to(alpha.device)
+            alpha.copy_(before + (alpha - before) * scale)
 
 
 def weight_optimizer(supernet: CellSupernet, config: EvolveConfig, previous=None) -> torch.optim.SGD:
@@ -136,12 +163,15 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                     distributed=dist)
 
     reference = parse_reference(config.reference)
-    caps = layer_madds_caps(skeleton, config.budget_madds, reference, config.cap_slack)
+    budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor)
     rng = random.Random(config.seed)                          # population decisions
     sampler = torch.Generator().manual_seed(config.seed + 2)  # gate samples (CPU: no device sync)
     initialiser = torch.Generator().manual_seed(config.seed + 3)  # bank weights, created lazily
-    populations = [LayerPopulation(slot, reference, cap, config.max_distance)
-                   for slot, cap in zip(skeleton.searchable_slots(), caps)]
+    populations = [LayerPopulation(slot, band, config.max_distance)
+                   for slot, band in zip(skeleton.searchable_slots(), budgets)]
+    persistence = FitnessPersistence()
+    diagnostic_batches = fixed_diagnostic_batches(images, dataset, train_indices, validation_indices, config,
+                                                  channels_last, device)
     supernet = CellSupernet(skeleton, initialiser).to(device)
     if channels_last:
         supernet = supernet.to(memory_format=torch.channels_last)
@@ -150,11 +180,14 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     warmup_steps = int(config.warmup_epochs * train_stream.batches_per_epoch)
     constrained_steps = int(config.constrained_fraction * total_steps)
 
-    def rebuild():
+    def rebuild(uniform: bool):
+        """Pick each layer's supernet cells: uniformly before any fitness exists (a tournament of
+        all-zero fitness would only pick by list position), by tournament afterwards."""
         cells, fitness, counts = [], [], []
         for population in populations:
-            chosen = [population.individuals[i]
-                      for i in population.tournament(config.candidates_per_layer, config.tournament_size, rng)]
+            picked = (population.uniform_pick(config.candidates_per_layer, rng) if uniform else
+                      population.tournament(config.candidates_per_layer, config.tournament_size, rng))
+            chosen = [population.individuals[i] for i in picked]
             cells.append([individual.cell for individual in chosen])
             fitness.append([individual.fitness for individual in chosen])
             counts.append([individual.count for individual in chosen])
@@ -164,14 +197,18 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
 
     guard = NonfiniteSteps(config.skip_nonfinite, "evolve", out,
                            f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume", dist)
-    step, regeneration = 0, 0
+    step, regeneration, fitness_steps_total = 0, 0, 0
     checkpoint = load_evolution_checkpoint(out) if resume else None
     barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
     if checkpoint is not None:
         rng.setstate(checkpoint["python_rng"])
         sampler.set_state(checkpoint["sampler"])
-        for population, state in zip(populations, checkpoint["populations"]):
+        for population, state, (distance, floor, cap) in zip(populations, checkpoint["populations"],
+                                                               checkpoint["bands"]):
             population.load_state(state)
+            population.max_distance, population.budget = distance, replace(population.budget, floor=floor, cap=cap)
+        persistence.load_state_dict(checkpoint["persistence"], cell_from_dict)
+        fitness_steps_total = checkpoint["fitness_steps_total"]
         cells = restore_supernet(supernet, checkpoint["supernet"], initialiser)
         sync_batch_layers(dist, supernet)
         initialiser.set_state(checkpoint["initialiser"])
@@ -190,7 +227,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             truncate_jsonl(out / "history.jsonl", 0)
         for population in populations:
             population.initialise(config.population_size, rng)
-        cells, counts = rebuild()
+        cells, counts = rebuild(uniform=True)
         optimizer = weight_optimizer(supernet, config)
     alpha_optimizer = fitness_optimizer(supernet, config)
 
@@ -245,12 +282,14 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             average_tensors(dist, gradients)  # each rank's loss is on its slice of the held-out batch
             if guard.accept(fitness_loss, gradients, f"the fitness step after weight step {step + 1}"):
                 old_alphas = [alpha.detach().clone() for alpha in supernet.alphas()]
-                for alpha, gradient, layer_counts in zip(supernet.alphas(), gradients, counts):
-                    alpha.grad = scale_fitness_gradient(gradient, layer_counts)
-                alpha_optimizer.step()
+                factors = [count_compensation(layer_counts, (others + sum(layer_counts)) / len(population.individuals))
+                           for layer_counts, others, population in zip(counts, other_counts(populations, cells),
+                                                                       populations)]
+                compensated_fitness_step(alpha_optimizer, supernet.alphas(), gradients, factors)
                 supernet.rescale_after_step(old_alphas, paths)
                 running_fitness_loss += fitness_loss.detach()
                 fitness_steps += 1
+                fitness_steps_total += 1
         step += 1
         if progress is not None:
             progress.update(1)
@@ -259,8 +298,13 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         if step % config.regenerate_every == 0 or step == total_steps:
             regeneration += 1
             alphas = [alpha.detach().float().cpu().tolist() for alpha in supernet.alphas()]
+            starts = [[population.individuals[population.cells().index(cell)].fitness for cell in layer_cells]
+                      for population, layer_cells in zip(populations, cells)]
+            persistent = persistence.observe(centred_changes(cells, starts, alphas)) if fitness_steps else None
             for population, layer_cells, layer_alpha, layer_counts in zip(populations, cells, alphas, counts):
                 population.write_back(layer_cells, layer_alpha, layer_counts, config.momentum)
+            heldout = heldout_top1(supernet, diagnostic_batches, config, regeneration, uniform=not fitness_steps_total,
+                                   autocast_dtype=autocast_dtype, device=device)
             # Means over the global batches, the same on every rank (one all-reduce per regeneration).
             weight_total, fitness_total = all_reduce_mean(dist, torch.stack([running_loss,
                                                                              running_fitness_loss])).tolist()
@@ -268,6 +312,12 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                       "weight_loss": weight_total / weight_steps if weight_steps else float("nan"),
                       "fitness_loss": fitness_total / max(fitness_steps, 1),
                       "fitness_steps": fitness_steps,
+                      "images_seen": step * config.batch_size,
+                      "heldout_top1": heldout,
+                      "fitness_spread": fitness_spread([[ind.fitness for ind in population.individuals
+                                                         if ind.count >= config.min_steps]
+                                                        for population in populations]),
+                      "persistence": persistent,
                       "constrained": step <= constrained_steps,
                       "populations": [population.state() for population in populations],
                       "elapsed_seconds": round(time.perf_counter() - started, 2)}
@@ -281,11 +331,11 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             fitness_steps = weight_steps = 0
             if step < total_steps:
                 constrained = step < constrained_steps
-                for population in populations:
-                    children = population.reproduce(config.offspring, config.tournament_size, constrained, rng)
-                    population.age_all()
-                    population.replace_with(children, config.max_age, {child.cell for child in children})
-                cells, counts = rebuild()
+                if fitness_steps_total:  # no reproduction or removal before any fitness exists
+                    for population in populations:
+                        population.regenerate(config.offspring, config.tournament_size, config.max_age,
+                                              config.min_steps, constrained, rng)
+                cells, counts = rebuild(uniform=not fitness_steps_total)
                 optimizer = weight_optimizer(supernet, config, previous=optimizer)
                 alpha_optimizer = fitness_optimizer(supernet, config)
             if dist.is_main:
@@ -296,7 +346,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 progress.set_postfix(epoch=train_stream.epoch + 1, loss=f"{record['weight_loss']:.3f}",
                                      fit=f"{record['fitness_loss']:.3f}", regen=regeneration)
                 progress.write(f"regeneration {regeneration} (epoch {train_stream.epoch + 1}, step {step}): loss "
-                               f"{record['weight_loss']:.3f}, fitness loss {record['fitness_loss']:.3f}; best cells: "
+                               f"{record['weight_loss']:.3f}, fitness loss {record['fitness_loss']:.3f}, held-out "
+                               f"top-1 {_percent(heldout)}, persistence {_signed(persistent)}; best cells: "
                                + "; ".join(f"L{i} {name}" for i, name in enumerate(best[:3]))
                                + (" ..." if len(best) > 3 else ""))
             if dist.is_main:
@@ -304,6 +355,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                     "step": step, "regeneration": regeneration, "python_rng": rng.getstate(),
                     "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
                     "populations": [population.state() for population in populations],
+                    "bands": [[p.max_distance, p.budget.floor, p.budget.cap] for p in populations],
+                    "persistence": persistence.state_dict(cell_to_dict), "fitness_steps_total": fitness_steps_total,
                     "supernet": supernet_snapshot(supernet, cells), "counts": counts,
                     "weight_optimizer": optimizer_state_by_name(supernet, optimizer),
                     "train_stream": train_stream.state_dict(), "validation_stream": validation_stream.state_dict(),
@@ -319,11 +372,23 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     check_same_on_all_ranks(dist, {"populations": [population.state() for population in populations],
                                    "supernet": supernet.state_dict()}, "the populations and supernet weights")
 
+    history = read_jsonl(out / "history.jsonl")
+    last = history[-1] if history else {}
+    diagnostics = {"heldout_top1": last.get("heldout_top1"), "chance": round(1.0 / dataset.num_classes, 4),
+                   "persistence": persistence.overall(), "fitness_spread": last.get("fitness_spread")}
+    diagnostics["warning"] = noise_warning(diagnostics["heldout_top1"], dataset.num_classes,
+                                           diagnostics["persistence"], config)
+    if diagnostics["warning"] and dist.is_main:
+        print(f"autospace: warning: evolve: {diagnostics['warning']}", file=sys.stderr, flush=True)
     space = learned_space(skeleton, populations, config, {
-        "method": "autospace", "budget_madds": config.budget_madds, "layer_madds_caps": caps,
-        "steps": total_steps, "regenerations": regeneration,
+        "method": "autospace", "budget_madds": config.budget_madds,
+        "layer_madds_bands": [[p.budget.floor, p.budget.cap] for p in populations],
+        "steps": total_steps, "regenerations": regeneration, "fitness_diagnostics": diagnostics,
         "wall_time_s": round(time.perf_counter() - started, 1), "hardware": hardware_info(device)})
     slots = skeleton.searchable_slots()
+    space.metadata["space_madds"] = space_madds_summary(
+        fixed_madds(skeleton), [[block_cost(c.block, slot).madds for c in layer] for slot, layer in
+                                zip(slots, space.layers)], config.budget_madds)
 
     def annotate(layer: int, block) -> dict:
         cost = block_cost(block, slots[layer])
@@ -338,9 +403,73 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
 
 
 def learned_space(skeleton, populations: list[LayerPopulation], config: EvolveConfig, metadata: dict) -> SearchSpace:
-    """Step 5: the top-K cells by fitness per layer, with fitness and training counts."""
+    """Step 5: per layer the top-K trained cells by fitness (and the scaled reference), with fitness
+    and training counts."""
     layers = []
     for population in populations:
         layers.append(tuple(Candidate(CellBlock(individual.cell), round(individual.fitness, 6), individual.count)
-                            for individual in population.top(config.top_k)))
+                            for individual in population.exported(config.top_k, config.min_steps,
+                                                                  config.export_reference)))
     return SearchSpace(skeleton=skeleton, layers=tuple(layers), name="autospace", metadata=metadata)
+
+
+def other_counts(populations: list[LayerPopulation], cells: list[list[Cell]]) -> list[int]:
+    """Per layer, the training counts of the population's cells that are not in the supernet."""
+    return [sum(ind.count for ind in population.individuals if ind.cell not in set(layer_cells))
+            for population, layer_cells in zip(populations, cells)]
+
+
+def cell_from_dict(entry: dict) -> Cell:
+    return block_from_dict({"type": "cell", **entry}).cell
+
+
+def fixed_diagnostic_batches(images, dataset, train_indices, validation_indices, config: EvolveConfig,
+                             channels_last: bool, device) -> tuple[list, list]:
+    """Fixed, un-augmented batches: training ones for BN recalibration, held-out ones (with labels)
+    for accuracy, so the diagnostic is a function of the weights alone (and resumable)."""
+    generator = torch.Generator().manual_seed(config.seed + 11)
+    order = train_indices[torch.randperm(train_indices.numel(), generator=generator)]
+    size, count = config.batch_size, config.diagnostic_batches
+
+    def batch(indices):
+        indices = indices.to(device)
+        return normalize_batch(images[indices], dataset.mean, dataset.std, channels_last=channels_last)
+
+    recalibration = [batch(order[i * size:(i + 1) * size]) for i in range(min(count, max(order.numel() // size, 1)))]
+    held_out = [(batch(validation_indices[i * size:(i + 1) * size]),
+                 dataset.train_labels[validation_indices[i * size:(i + 1) * size]].to(device))
+                for i in range(min(count, max(validation_indices.numel() // size, 1)))]
+    return recalibration, held_out
+
+
+@torch.no_grad()
+def heldout_top1(supernet: CellSupernet, batches: tuple[list, list], config: EvolveConfig, regeneration: int,
+                 uniform: bool, autocast_dtype, device) -> float | None:
+    """Mean held-out top-1 of `diagnostic_paths` paths drawn from the supernet (by fitness, or
+    uniformly before any fitness step), each after BN recalibration on fixed training batches."""
+    if config.diagnostic_paths == 0:
+        return None
+    recalibration, held_out = batches
+    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + regeneration)  # not the run's sampler
+    accuracies = []
+    for _ in range(config.diagnostic_paths):
+        paths = supernet.sample_weight_paths(generator, uniform=uniform)
+        recalibrate_batch_norm(supernet, recalibration, lambda inputs, paths=paths: supernet(inputs, paths))
+        supernet.eval()
+        correct = total = 0
+        for inputs, labels in held_out:
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                logits = supernet(inputs, paths)
+            correct += (logits.argmax(1) == labels).sum()
+            total += labels.numel()
+        supernet.train()
+        accuracies.append(float(correct) / total)
+    return round(sum(accuracies) / len(accuracies), 4)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"

@@ -1,8 +1,18 @@
 """Layer-wise cell populations of the DEA (DESIGN 2.3, steps 1 and 4).
 
-Pure data and `random.Random`: initialisation around the reference DAG,
-tournament selection, offspring by mutation under the Hamming and MAdds
-constraints, removal, and the momentum write-back of fitness (Eq. 5).
+Pure data and `random.Random`: initialisation around the (scaled) reference
+DAG, tournament selection, the momentum write-back of fitness (Eq. 5), and
+regeneration: offspring by one mutation drawn uniformly among the parent's
+admissible neighbours, removal of the oldest or weakest.
+
+What keeps the space learned rather than shaped by its rules (measured in
+issue 14: without these a noise fitness gives the same spaces as a real one):
+- cells are admitted in a MAdds band ([floor, cap], `layer_budget`), so
+  neither mutation nor removal drifts toward cheap cells;
+- the reference family is seeded into every population and never removed;
+- fitness is earned: a cell needs `min_steps` weight steps before it can
+  be a parent, be removed as the weakest or rank among the trained cells,
+  and a child's inherited fitness is pulled halfway to the population mean.
 """
 
 from __future__ import annotations
@@ -10,58 +20,65 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from autospace.arch.blocks import CellBlock
 from autospace.arch.cell import Cell, canonical, hamming, mutate
-from autospace.arch.network import LayerSlot, Skeleton
-from autospace.cost.analytic import block_cost, head_cost, stem_cost
+from autospace.arch.ops import AGGREGATIONS, CELL_EXPANSIONS, EDGE_OPERATORS, EDGES
+from autospace.arch.network import LayerSlot
 from autospace.errors import AutospaceError
+from autospace.evolve.layer_budget import LayerBudget, cell_madds
+
+CHILD_FITNESS_SHRINK = 0.5  # a child starts halfway between its parent's fitness and the population mean
 
 
 @dataclass(frozen=True)
 class Individual:
-    cell: Cell            # canonical, never empty
-    fitness: float = 0.0  # alpha in the population (Eq. 5 keeps it across rebuilds)
-    age: int = 0          # regenerations survived
-    count: int = 0        # T: weight steps this cell was trained (Eq. 4)
+    cell: Cell               # canonical, never empty
+    fitness: float = 0.0     # alpha in the population (Eq. 5 keeps it across rebuilds)
+    age: int = 0             # regenerations survived
+    count: int = 0           # T: weight steps this cell was trained (Eq. 4)
+    reference: bool = False  # a reference-family member: never removed (the prior stays)
 
 
-def cell_madds(cell: Cell, slot: LayerSlot) -> int:
-    return block_cost(CellBlock(cell), slot).madds
-
-
-def layer_madds_caps(skeleton: Skeleton, budget_madds: int, reference: Cell, slack: float) -> list[int]:
-    """Per-layer cap tau_l: the budget left after stem, fixed first block and head,
-    shared among searchable layers in proportion to the reference cell's MAdds there,
-    times `slack` (> 1 lets a layer spend what a smaller layer elsewhere saves)."""
-    slots = skeleton.slots()
-    fixed = stem_cost(skeleton) + head_cost(skeleton, slots[-1].out_channels, slots[-1].output_size)
-    if skeleton.first_block is not None:
-        fixed += block_cost(skeleton.first_block, slots[0])
-    searchable = [slot for slot in slots if slot.searchable]
-    available = budget_madds - fixed.madds
-    if available <= 0:
-        raise AutospaceError(
-            f"budget {budget_madds:,} MAdds is below the fixed part of the skeleton (stem, first block, "
-            f"head: {fixed.madds:,} MAdds); give a budget above {fixed.madds:,}"
-        )
-    weights = [cell_madds(reference, slot) for slot in searchable]
-    total = sum(weights)
-    return [int(slack * available * weight / total) for weight in weights]
+def neighbours(cell: Cell) -> list[Cell]:
+    """Every distinct canonical cell one change away (one edge operator, the expansion or the
+    aggregation), in a fixed order; the cell itself and duplicates after canonicalisation dropped."""
+    found: list[Cell] = []
+    variants = []
+    for position in range(len(EDGES)):
+        for op in EDGE_OPERATORS:
+            if op != cell.ops[position]:
+                ops = list(cell.ops)
+                ops[position] = op
+                variants.append(Cell(tuple(ops), cell.expansion, cell.aggregation))
+    variants += [Cell(cell.ops, e, cell.aggregation) for e in CELL_EXPANSIONS if e != cell.expansion]
+    variants += [Cell(cell.ops, cell.expansion, a) for a in AGGREGATIONS if a != cell.aggregation]
+    seen = {canonical(cell)}
+    for variant in variants:
+        variant = canonical(variant)
+        if variant not in seen:
+            seen.add(variant)
+            found.append(variant)
+    return found
 
 
 class LayerPopulation:
     """The population of one searchable layer."""
 
-    def __init__(self, slot: LayerSlot, reference: Cell, madds_cap: int, max_distance: int):
+    def __init__(self, slot: LayerSlot, budget: LayerBudget, max_distance: int):
         self.slot = slot
-        self.reference = canonical(reference)
-        self.madds_cap = madds_cap
+        self.budget = budget
+        self.reference = budget.scaled_reference  # the d_H <= delta constraint centres on it
         self.max_distance = max_distance
         self.individuals: list[Individual] = []
+        self._madds: dict[Cell, int] = {}
 
     # -- constraints ---------------------------------------------------------
+    def madds(self, cell: Cell) -> int:
+        if cell not in self._madds:
+            self._madds[cell] = cell_madds(cell, self.slot)
+        return self._madds[cell]
+
     def admissible(self, cell: Cell, constrain_to_reference: bool) -> bool:
-        if cell.is_empty() or cell_madds(cell, self.slot) > self.madds_cap:
+        if cell.is_empty() or not self.budget.admits(cell, self.madds(cell)):
             return False
         if constrain_to_reference and hamming(cell, self.reference) > self.max_distance:
             return False
@@ -71,23 +88,32 @@ class LayerPopulation:
         return [individual.cell for individual in self.individuals]
 
     # -- step 1: initialisation ----------------------------------------------
-    def initialise(self, size: int, rng: random.Random, max_tries: int = 10_000) -> None:
-        """Draw `size` distinct cells by mutating the reference DAG within distance delta.
+    def initialise(self, size: int, rng: random.Random, max_tries: int = 4_000) -> None:
+        """The reference family, then distinct cells drawn by random walks of 1..delta mutations
+        from the scaled reference; a walk that ends outside the band or the distance is redrawn.
 
-        Each draw is a random walk of 1..delta mutations from the reference; a walk
-        that leaves the constraints is redrawn. The reference itself joins when it fits."""
-        self.individuals = []
-        if self.admissible(self.reference, True):
-            self.individuals.append(Individual(self.reference))
+        Where the band holds too few cells within delta of the reference (a budget far above the
+        reference's cost), delta grows one step at a time for this layer until the population fills;
+        where even the whole band holds too few (a small layer), its floor is lowered, and at a
+        budget near the skeleton's cheapest network, its cap is raised."""
+        self.individuals = [Individual(cell, reference=True) for cell in self.budget.family[:size]]
         tries = 0
         while len(self.individuals) < size:
             tries += 1
             if tries > max_tries:
-                raise AutospaceError(
-                    f"layer {self.slot.index}: found only {len(self.individuals)} of {size} distinct cells "
-                    f"within Hamming distance {self.max_distance} of the reference and under the layer's "
-                    f"MAdds cap {self.madds_cap:,}; raise the budget or delta, or lower the population size"
-                )
+                if self.max_distance < len(EDGES) + 2:
+                    self.max_distance += 1
+                elif self.budget.floor > 0:  # a narrow band of a small layer: widen it downwards
+                    self.budget = replace(self.budget, floor=int(self.budget.floor * 0.8))
+                elif self.budget.cap < 1000 * self.madds(self.reference):
+                    # A budget near the skeleton's cheapest network: too few cells fit at all. The layer
+                    # gets a higher cap (space.json's space_madds then says the space is over the budget).
+                    self.budget = replace(self.budget, cap=int(self.budget.cap * 1.25) + 1)
+                else:
+                    raise AutospaceError(
+                        f"layer {self.slot.index}: found only {len(self.individuals)} of {size} distinct cells; "
+                        f"lower the population size")
+                tries = 0
             cell = self.reference
             for _ in range(rng.randint(1, self.max_distance)):
                 cell = mutate(cell, rng)
@@ -96,17 +122,29 @@ class LayerPopulation:
                 self.individuals.append(Individual(cell))
 
     # -- selection -------------------------------------------------------------
-    def tournament(self, count: int, tournament_size: int, rng: random.Random) -> list[int]:
-        """Indices of `count` distinct winners: each is the fittest of `tournament_size`
-        individuals drawn from those not yet chosen."""
-        remaining = list(range(len(self.individuals)))
+    def tournament(self, count: int, tournament_size: int, rng: random.Random,
+                   eligible: list[int] | None = None) -> list[int]:
+        """Indices of up to `count` distinct winners among `eligible` (default: all): each is the
+        fittest of `tournament_size` entrants drawn from those not yet chosen; ties go to the
+        entrant drawn first (random, never the list position)."""
+        remaining = list(range(len(self.individuals))) if eligible is None else list(eligible)
         winners = []
         for _ in range(min(count, len(remaining))):
             entrants = rng.sample(remaining, min(tournament_size, len(remaining)))
-            best = max(entrants, key=lambda index: (self.individuals[index].fitness, -index))
+            best = entrants[0]
+            for index in entrants[1:]:
+                if self.individuals[index].fitness > self.individuals[best].fitness:
+                    best = index
             winners.append(best)
             remaining.remove(best)
         return winners
+
+    def uniform_pick(self, count: int, rng: random.Random) -> list[int]:
+        """`count` distinct indices drawn uniformly (before any fitness exists there is nothing to rank)."""
+        return sorted(rng.sample(range(len(self.individuals)), min(count, len(self.individuals))))
+
+    def mean_count(self) -> float:
+        return sum(individual.count for individual in self.individuals) / max(len(self.individuals), 1)
 
     # -- step 4: regeneration ----------------------------------------------------
     def write_back(self, cells: list[Cell], new_fitness: list[float], counts: list[int], momentum: float) -> None:
@@ -119,64 +157,76 @@ class LayerPopulation:
             self.individuals[index] = replace(
                 old, fitness=momentum * old.fitness + (1.0 - momentum) * fitness, count=count)
 
-    def reproduce(self, offspring: int, tournament_size: int, constrain_to_reference: bool,
-                  rng: random.Random, max_tries: int = 200) -> list[Individual]:
-        """Tournament winners mutated into `offspring` new, admissible cells.
+    def regenerate(self, offspring: int, tournament_size: int, max_age: int, min_steps: int,
+                   constrain_to_reference: bool, rng: random.Random) -> list[Individual]:
+        """Replace up to `offspring` individuals by children; returns the children.
 
-        A child starts with its parent's fitness and a count of zero; the bank
-        gives it the weights of every (edge, operator, expansion) it shares."""
+        Leaving: first those past `max_age` (oldest first), then the weakest trained ones
+        (count >= `min_steps`); reference-family members never leave. Parents: tournament
+        winners among the trained survivors. A child is one of the parent's admissible
+        neighbours drawn uniformly; it starts untrained, with the parent's fitness pulled
+        halfway to the population mean. Everyone else ages by one regeneration."""
+        trained = [i for i, individual in enumerate(self.individuals) if individual.count >= min_steps]
+        removable = [i for i, individual in enumerate(self.individuals) if not individual.reference]
+        old = sorted((i for i in removable if self.individuals[i].age > max_age),
+                     key=lambda i: -self.individuals[i].age)
+        weak = sorted((i for i in removable if i in trained and i not in old),
+                      key=lambda i: (self.individuals[i].fitness, -self.individuals[i].age))
+        leaving = (old + weak)[:offspring]
+        parents = [i for i in trained if i not in leaving]
+        mean_fitness = sum(ind.fitness for ind in self.individuals) / max(len(self.individuals), 1)
         children: list[Individual] = []
-        tries = 0
-        while len(children) < offspring and tries < max_tries:
-            tries += 1
-            parent = self.individuals[self.tournament(1, tournament_size, rng)[0]]
-            child = canonical(mutate(parent.cell, rng))
-            if self.admissible(child, constrain_to_reference) and all(c.cell != child for c in children):
-                children.append(Individual(child, fitness=parent.fitness))
+        survivors = [ind for i, ind in enumerate(self.individuals) if i not in leaving]
+        taken = {ind.cell for ind in survivors}
+        attempts = 0
+        while parents and len(children) < len(leaving) and attempts < 4 * offspring + 8:
+            attempts += 1
+            parent = self.individuals[self.tournament(1, tournament_size, rng, parents)[0]]
+            options = [cell for cell in neighbours(parent.cell)
+                       if cell not in taken and self._admissible_child(cell, constrain_to_reference)]
+            if not options:
+                continue
+            child = rng.choice(options)
+            taken.add(child)
+            fitness = parent.fitness + CHILD_FITNESS_SHRINK * (mean_fitness - parent.fitness)
+            children.append(Individual(child, fitness=fitness))
+        leaving = leaving[:len(children)]  # the population keeps its size
+        self.individuals = [replace(ind, age=ind.age + 1) for i, ind in enumerate(self.individuals)
+                            if i not in leaving] + children
         return children
 
-    def replace_with(self, children: list[Individual], max_age: int, protected: set[Cell]) -> None:
-        """Add children, then remove as many individuals: the oldest if past `max_age`,
-        else the weakest (never a cell in `protected`, i.e. a child just added)."""
-        self.individuals.extend(children)
-        for _ in children:
-            candidates = [i for i, ind in enumerate(self.individuals) if ind.cell not in protected]
-            if not candidates:
-                break
-            oldest = max(candidates, key=lambda i: (self.individuals[i].age, -i))
-            if self.individuals[oldest].age > max_age:
-                victim = oldest
-            else:
-                victim = min(candidates, key=lambda i: (self.individuals[i].fitness, -self.individuals[i].age, i))
-            del self.individuals[victim]
+    def _admissible_child(self, cell: Cell, constrain_to_reference: bool) -> bool:
+        if cell.is_empty() or not self.budget.admits(cell, self.madds(cell)):
+            return False
+        return not (constrain_to_reference and hamming(cell, self.reference) > self.max_distance)
 
-    def age_all(self) -> None:
-        self.individuals = [replace(individual, age=individual.age + 1) for individual in self.individuals]
-
-    def top(self, count: int) -> list[Individual]:
-        """The `count` fittest cells, trained ones first (an untrained cell's fitness is only inherited)."""
-        ranked = sorted(self.individuals, key=lambda ind: (ind.count > 0, ind.fitness), reverse=True)
+    def top(self, count: int, min_steps: int = 1) -> list[Individual]:
+        """The `count` fittest cells, trained ones (count >= `min_steps`) first: an untrained
+        cell's fitness is only inherited."""
+        ranked = sorted(self.individuals, key=lambda ind: (ind.count >= max(min_steps, 1), ind.fitness),
+                        reverse=True)
         return ranked[:count]
+
+    def exported(self, count: int, min_steps: int, with_reference: bool) -> list[Individual]:
+        """Step 5: the top `count` cells, plus the scaled reference (`with_reference`) when it is not
+        among them, so a search in the learned space can always pick the prior."""
+        chosen = self.top(count, min_steps)
+        if with_reference and all(ind.cell != self.budget.scaled_reference for ind in chosen):
+            chosen += [ind for ind in self.individuals if ind.cell == self.budget.scaled_reference]
+        return chosen
 
     # -- checkpointing -------------------------------------------------------------
     def state(self) -> list[dict]:
         from autospace.arch.codec import cell_to_dict
 
-        return [{"cell": cell_to_dict(i.cell), "fitness": i.fitness, "age": i.age, "count": i.count}
-                for i in self.individuals]
+        return [{"cell": cell_to_dict(i.cell), "fitness": i.fitness, "age": i.age, "count": i.count,
+                 "reference": i.reference} for i in self.individuals]
 
     def load_state(self, state: list[dict]) -> None:
         from autospace.arch.codec import block_from_dict
 
         self.individuals = [
             Individual(block_from_dict({"type": "cell", **entry["cell"]}).cell, entry["fitness"],
-                       entry["age"], entry["count"])
+                       entry["age"], entry["count"], bool(entry.get("reference", False)))
             for entry in state
         ]
-
-
-def minimum_cell_madds(slot: LayerSlot) -> int:
-    """MAdds of the cheapest non-empty cell at this slot (input conv + identity path + output conv, e=1)."""
-    ops = ["zero"] * 6
-    ops[3] = "identity"  # edge 0->3
-    return cell_madds(Cell(tuple(ops), expansion=1), slot)

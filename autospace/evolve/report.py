@@ -16,6 +16,21 @@ def write_space_table(path: Path, space: SearchSpace) -> None:
     budget = space.metadata.get("budget_madds")
     if budget:
         lines += [f"Budget: {budget / 1e6:.1f}M MAdds. Candidates per layer ranked by fitness.", ""]
+    summary = space.metadata.get("space_madds")
+    if summary:
+        lines += [f"Networks of this space (one listed block per layer): cheapest "
+                  f"{summary['cheapest_madds'] / 1e6:.2f}M ({summary['cheapest_over_budget']:.2f}x the budget), "
+                  f"uniform-mean {summary['uniform_mean_madds'] / 1e6:.2f}M ({summary['uniform_mean_over_budget']:.2f}x), "
+                  f"costliest {summary['costliest_madds'] / 1e6:.2f}M ({summary['costliest_over_budget']:.2f}x).", ""]
+    diagnostics = space.metadata.get("fitness_diagnostics")
+    if diagnostics:
+        top1, persistence = diagnostics.get("heldout_top1"), diagnostics.get("persistence")
+        lines += [f"Is the fitness signal? Supernet held-out top-1 "
+                  f"{'n/a' if top1 is None else f'{100 * top1:.1f}%'} (chance {100 * diagnostics['chance']:.0f}%), "
+                  f"persistence of fitness changes "
+                  f"{'n/a' if persistence is None else f'{persistence:+.2f}'} (signal: > 0).", ""]
+        if diagnostics.get("warning"):
+            lines += [f"**Warning:** {diagnostics['warning']}", ""]
     lines += ["| layer | in->out, stride | rank | block | fitness | trained steps | MAdds | params |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for index, (slot, candidates) in enumerate(zip(space.slots(), space.layers)):

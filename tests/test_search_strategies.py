@@ -10,7 +10,7 @@ import torch
 
 from autospace.errors import AutospaceError
 from autospace.search.budget import (
-    check_budget, expected_madds, madds_penalized_loss, maximum_madds, minimum_madds, most_probable_within_budget,
+    check_budget, expected_madds, madds_penalized_loss, maximum_madds, minimum_madds, most_probable_in_band, most_probable_within_budget,
     reward,
 )
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
@@ -93,9 +93,22 @@ def test_minimum_maximum_and_check_budget():
         check_budget(17_999_999, CANDIDATES, FIXED)  # one decimal would read "18.0M below 18.0M"
 
 
+def test_absolute_penalty_is_two_sided():
+    """TuNAS's |E / target - 1|: a distribution under the target is pulled up as one over it is pulled down."""
+    ce = torch.tensor(1.5)
+    for expected, direction in ((80e6, -1.0), (120e6, 1.0)):
+        value = torch.tensor(expected, dtype=torch.float64, requires_grad=True)
+        loss = madds_penalized_loss(ce, value, 100_000_000, "absolute", weight=0.5)
+        assert loss.item() == pytest.approx(1.5 + 0.5 * 0.2)
+        loss.backward()
+        assert math.copysign(1.0, value.grad.item()) == direction  # descent moves E toward the target
+
+
 def test_reward_by_hand():
     assert reward(0.8, 200, 100, 0.07) == pytest.approx(0.8 * 0.5 ** 0.07)
     assert reward(0.8, 100, 100, 0.5) == pytest.approx(0.8)
+    assert reward(0.8, 80, 100, 0.5, "absolute", 0.5) == pytest.approx(0.8 - 0.1)
+    assert reward(0.8, 120, 100, 0.5, "absolute", 0.5) == pytest.approx(0.8 - 0.1)
     with pytest.raises(AutospaceError):
         reward(0.8, 0, 100, 0.07)
 
@@ -315,6 +328,34 @@ def test_most_probable_within_budget_equals_brute_force():
         assert fixed + sum(layer[i] for layer, i in zip(madds, choice)) <= target
         assert sum(layer[i] for layer, i in zip(log_p, choice)) == pytest.approx(
             _brute_force_best(log_p, madds, fixed, target), abs=1e-12)
+
+
+def test_most_probable_in_band_equals_brute_force():
+    """Under the band's floor, the most probable network in [lower, target] when one exists."""
+    rng = random.Random(1)
+    lifted = 0
+    for _ in range(300):
+        madds = [[rng.randint(0, 30) for _ in range(rng.randint(1, 4))] for _ in range(rng.randint(1, 5))]
+        log_p = [[rng.choice([-0.5, -1.0, math.log(rng.random())]) for _ in layer] for layer in madds]
+        fixed = rng.randint(0, 5)
+        target = rng.randint(max(1, minimum_madds(madds, fixed)), max(1, maximum_madds(madds, fixed)))
+        lower = rng.randint(0, target)
+        choice = most_probable_in_band(log_p, madds, fixed, target, lower)
+        total = fixed + sum(layer[i] for layer, i in zip(madds, choice))
+        score = sum(layer[i] for layer, i in zip(log_p, choice))
+        in_band = [c for c in itertools.product(*[range(len(layer)) for layer in madds])
+                   if lower <= fixed + sum(layer[i] for layer, i in zip(madds, c)) <= target]
+        within = most_probable_within_budget(log_p, madds, fixed, target)
+        if fixed + sum(layer[i] for layer, i in zip(madds, within)) >= lower:
+            assert choice == within  # a choice already in the band is kept
+        elif in_band:
+            lifted += 1
+            assert lower <= total <= target
+            assert score == pytest.approx(max(sum(layer[i] for layer, i in zip(log_p, c)) for c in in_band),
+                                          abs=1e-12)
+        else:
+            assert choice == within  # nothing in the band: the within-target choice
+    assert lifted > 30
 
 
 def test_most_probable_within_budget_keeps_a_fitting_argmax_and_refuses_impossible_targets():

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from autospace.errors import AutospaceError
 
-PENALTY_KINDS = ("mul-log", "add-linear")
+PENALTY_KINDS = ("mul-log", "add-linear", "absolute")
 
 
 def _check_candidates(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> None:
@@ -67,6 +67,8 @@ def madds_penalized_loss(cross_entropy: Tensor, expected: Tensor, target: int, k
     - "add-linear": CE + weight * E / target. Our choice: E is measured in units of the target, so
       `weight` is scale-free (the same weight means the same pressure at 60M and at 600M MAdds);
       DESIGN's `CE + lambda * E[MAdds]` is this with lambda = weight / target.
+    - "absolute" (TuNAS's absolute reward, as a loss): CE + weight * |E / target - 1|: two-sided, it
+      pulls a cheap distribution up to the budget as hard as it pulls an expensive one down.
 
     `expected` is not checked against the host (that would wait for the device each step);
     it is > 1 whenever it comes from `expected_madds` of a real space.
@@ -79,6 +81,8 @@ def madds_penalized_loss(cross_entropy: Tensor, expected: Tensor, target: int, k
         if not alpha > 0:
             raise AutospaceError(f"alpha of the mul-log penalty must be > 0; got {alpha}")
         return cross_entropy * alpha * (torch.log(expected) / math.log(target)) ** beta
+    if kind == "absolute":
+        return cross_entropy + weight * torch.abs(expected / float(target) - 1.0)
     return cross_entropy + weight * (expected / float(target))
 
 
@@ -109,16 +113,67 @@ def check_budget(target: int, candidate_madds: Sequence[Sequence[int]], fixed_ma
             f"{smallest if exact else _format_up(smallest)}")
 
 
-def reward(accuracy: float, madds: int, target: int, exponent: float) -> float:
-    """ProxylessNAS-RL / MnasNet soft-constraint reward: accuracy * (target / madds) ** exponent.
+def reward(accuracy: float, madds: int, target: int, exponent: float, kind: str = "soft",
+           weight: float = 0.5) -> float:
+    """The RL reward of a sampled network.
 
-    With exponent > 0 a network above the target is penalised and one below it rewarded
-    (MnasNet's w = -0.07 on madds / target is exponent = 0.07 here)."""
+    - "soft" (ProxylessNAS-RL / MnasNet): accuracy * (target / madds) ** exponent; with exponent > 0 a
+      network above the target is penalised and one below it rewarded (MnasNet's w = -0.07 on
+      madds / target is exponent = 0.07 here).
+    - "absolute" (TuNAS): accuracy - weight * |madds / target - 1|, two-sided."""
     if not madds > 0:
         raise AutospaceError(f"madds must be positive; got {madds}")
     if not target > 0:
         raise AutospaceError(f"target MAdds must be positive, e.g. 60M; got {target}")
+    if kind == "absolute":
+        return float(accuracy) - float(weight) * abs(float(madds) / float(target) - 1.0)
     return float(accuracy) * (float(target) / float(madds)) ** float(exponent)
+
+
+def most_probable_in_band(log_probabilities: Sequence[Sequence[float]], candidate_madds: Sequence[Sequence[int]],
+                          fixed_madds: int, target: int, lower: int) -> tuple[int, ...]:
+    """The most probable choice within `target`, lifted into [lower, target] when it falls below `lower`
+    and some network of the space lies in that band (otherwise the within-target choice).
+
+    The within-target optimum is exact (`most_probable_within_budget`); when it is under `lower`, a
+    dynamic programme over MAdds buckets of width target / 5000 keeps, per bucket, the most probable
+    partial network that can still end in the band: exact wherever no two partial networks share a
+    bucket near the band's edges (always when target <= 5000), and within 0.02% of the target otherwise."""
+    choice = most_probable_within_budget(log_probabilities, candidate_madds, fixed_madds, target)
+    madds = fixed_madds + sum(values[i] for values, i in zip(candidate_madds, choice))
+    if madds >= lower:
+        return choice
+    layers = len(candidate_madds)
+    least, most = [0] * (layers + 1), [0] * (layers + 1)  # MAdds the layers after l can still add
+    for layer in range(layers - 1, -1, -1):
+        least[layer] = least[layer + 1] + int(min(candidate_madds[layer]))
+        most[layer] = most[layer + 1] + int(max(candidate_madds[layer]))
+    width = max(1, int(target) // 5000)
+    states = {int(fixed_madds) // width: (0.0, int(fixed_madds), None, -1)}
+    history = []
+    for layer, (scores, values) in enumerate(zip(log_probabilities, candidate_madds)):
+        grown: dict[int, tuple[float, int, int | None, int]] = {}
+        for key, (score, total, _, _) in states.items():
+            for index, value in enumerate(values):
+                new_total = total + int(value)
+                if new_total + least[layer + 1] > target or new_total + most[layer + 1] < lower:
+                    continue
+                new_key, new_score = new_total // width, score + float(scores[index])
+                kept = grown.get(new_key)
+                if kept is None or (new_score, -new_total) > (kept[0], -kept[1]):
+                    grown[new_key] = (new_score, new_total, key, index)
+        history.append(grown)
+        states = grown
+    finals = [key for key, (_, total, _, _) in states.items() if lower <= total <= target]
+    if not finals:
+        return choice
+    key = max(finals, key=lambda k: (states[k][0], -states[k][1]))
+    picked = []
+    for grown in reversed(history):
+        _, _, parent, index = grown[key]
+        picked.append(index)
+        key = parent
+    return tuple(reversed(picked))
 
 
 def most_probable_within_budget(log_probabilities: Sequence[Sequence[float]],

@@ -39,16 +39,20 @@ class SearchConfig:
     # -- architecture steps (proxyless-g, proxyless-rl) ----------------------------------------
     arch_lr: float = _help("Adam learning rate of the architecture logits (betas 0, 0.999)", 1e-3)
     arch_every: int = _help("one architecture step every this many weight steps", 5)
-    penalty: Literal["mul-log", "add-linear"] = _help(
-        "MAdds term: mul-log = CE * a * (log E[MAdds] / log target)^b; add-linear = CE + w * E[MAdds]/target",
-        "mul-log")
+    penalty: Literal["mul-log", "add-linear", "absolute"] = _help(
+        "MAdds term: mul-log = CE * a * (log E[MAdds] / log target)^b; add-linear = CE + w * E[MAdds]/target; "
+        "absolute (TuNAS, two-sided) = CE + w * |E[MAdds]/target - 1|, and for proxyless-rl the reward "
+        "acc - w * |MAdds/target - 1| instead of acc * (target/MAdds)^rl_exponent", "mul-log")
     penalty_alpha: float = _help("a of mul-log", 0.2)
     penalty_beta: float = _help("b of mul-log", 0.3)
-    penalty_weight: float = _help("w of add-linear", 0.5)
+    penalty_weight: float = _help("w of add-linear and absolute", 0.5)
     fit_to_budget: bool = _help(
         "proxyless-g/rl: when the argmax network is over target_madds, return (and validate every epoch) the "
         "most probable network within it, found exactly from the per-layer probabilities; false: the plain "
         "argmax, which a short search can leave over budget", True)
+    budget_floor: float = _help(
+        "with fit_to_budget, a network under budget_floor x target_madds is lifted to the most probable one "
+        "in [budget_floor x target, target] when the space has one (0: no lower bound)", 0.9)
     rl_exponent: float = _help("w of the RL reward acc * (target / MAdds)^w", 0.5)
     rl_samples: int = _help("architectures sampled per RL step", 4)
     rl_baseline_decay: float = _help("decay of the RL moving-average baseline", 0.9)
@@ -88,7 +92,7 @@ class SearchConfig:
                          "train_subset")
         require_at_least(self, 0, "mutations", "crossovers", "warmup_epochs", "weight_decay",
                          "penalty_alpha", "penalty_beta", "penalty_weight", "rl_exponent", "skip_nonfinite")
-        require_between(self, 0.0, 1.0, "weight_momentum", "label_smoothing", "rl_baseline_decay",
+        require_between(self, 0.0, 1.0, "budget_floor", "weight_momentum", "label_smoothing", "rl_baseline_decay",
                         "mutation_probability")
         require_between(self, 0.01, 0.9, "validation_fraction")
         for name in ("weight_lr", "arch_lr"):

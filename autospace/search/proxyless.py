@@ -11,9 +11,11 @@ a held-out batch:
 - RL: `rl_samples` paths drawn from the policy, each scored on one held-out batch
   with reward acc * (target / MAdds)^w, REINFORCE against a moving-average baseline.
 The result is the argmax path, or, with `fit_to_budget` (default) when the argmax is over the
-target, the most probable path within it (`budget.most_probable_within_budget`): the log-MAdds
+target, the most probable path within it, and when it is under `budget_floor` x target, the most
+probable path in [budget_floor x target, target] (`budget.most_probable_in_band`): the log-MAdds
 penalty of raw MAdds counts is weak (a 2x change of MAdds moves log E / log T by about 4%), so a
-short search can end over budget, and a learned-vs-manual comparison needs networks of one budget.
+short search can end far from its budget, and a learned-vs-manual comparison needs networks of one
+budget. `penalty=absolute` (TuNAS) makes the MAdds term itself two-sided.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
 from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
 from autospace.search.budget import (
-    expected_madds, madds_penalized_loss, most_probable_within_budget, reward,
+    expected_madds, madds_penalized_loss, most_probable_in_band, reward,
 )
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
 from autospace.search.session import PathModule, SearchSession
@@ -66,8 +68,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         """The network the search returns if it stops now: the argmax, fitted to the budget if asked."""
         if not config.fit_to_budget:
             return distributions.argmax()
-        return most_probable_within_budget(distributions.host_log_probabilities(), candidate_madds, fixed_madds,
-                                           config.target_madds)
+        return most_probable_in_band(distributions.host_log_probabilities(), candidate_madds, fixed_madds,
+                                     config.target_madds, int(config.budget_floor * config.target_madds))
 
     recalibration = session.recalibration_batches(config.recalibration_batches)
     epoch = 0
@@ -158,7 +160,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                 # one all-reduce and one wait for the device for all samples, not one per sample.
                 counts = all_reduce_sum(dist, torch.stack(correct)).tolist()
                 rewards = [reward(count / (labels.shape[0] * dist.world_size), int(network_madds(sampled)),
-                                  config.target_madds, config.rl_exponent)
+                                  config.target_madds, config.rl_exponent,
+                                  "absolute" if config.penalty == "absolute" else "soft", config.penalty_weight)
                            for count, sampled in zip(counts, choices)]
                 mean_reward = sum(rewards) / len(rewards)
                 arch_loss = reinforce_loss(distributions, choices, rewards, baseline.update(mean_reward))

@@ -84,8 +84,13 @@ def _command_profile(args: argparse.Namespace) -> int:
     from autospace.profiling import profile
 
     network = load_arch(args.arch)
-    result = profile(network, resolve_device(args.device or "auto"), resolution=args.resolution,
-                     repeats=args.repeats)
+    if args.latency_table:  # predicted (sum of entries) beside measured, under the table's own conditions
+        from autospace.latency_timing import profile_against_table
+
+        result = profile_against_table(network, args.latency_table, args.device, args.resolution, args.repeats)
+    else:
+        result = profile(network, resolve_device(args.device or "auto"), resolution=args.resolution,
+                         repeats=args.repeats)
     if args.json:
         print(json.dumps(result))
     else:
@@ -270,7 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
     profile.add_argument("--repeats", type=int, default=20, help="timed forward passes per batch size")
     profile.add_argument("--json", action="store_true", help="print one JSON line")
+    profile.add_argument("--latency-table", help="a latency table of this device: print its predicted latency "
+                                                 "beside the measured one (at the table's batch size and threads)")
     profile.set_defaults(handler=_command_profile)
+
+    from autospace.latency_cli import add_latency_table_parser
+
+    add_latency_table_parser(commands)
 
     evolve = commands.add_parser("evolve", help="learn a layer-wise search space (writes space.json)")
     evolve.add_argument("--method", choices=("autospace", "nse"),

@@ -1,0 +1,49 @@
+"""`autospace latency-table`: the subcommand's parser and handler (kept out of cli.py, which only wires it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from autospace.errors import AutospaceError
+
+
+def _command_latency_table(args: argparse.Namespace) -> int:
+    from autospace.atomic import require_file_path, require_writable_folder
+    from autospace.latency_timing import measure_latency_table, table_space
+
+    require_file_path(args.output, "latency table")
+    require_writable_folder(args.output, "latency table", is_file=True)
+    space = table_space(args.space, args.resolution, args.num_classes)
+    table = measure_latency_table(space, args.device, args.batch_size, args.output, threads=args.threads,
+                                  warmup=args.warmup, repeats=args.repeats, precision=args.precision,
+                                  statistic=args.statistic, progress=not args.no_progress)
+    print(json.dumps({"table": args.output, "entries": len(table.entries), "measured_on": table.describe()}))
+    return 0
+
+
+def add_latency_table_parser(commands) -> None:
+    parser = commands.add_parser(
+        "latency-table", help="time every candidate block of a space on a device (a latency lookup table)")
+    parser.add_argument("space", metavar="SPACE_OR_PRESET",
+                        help="a preset (cifar, cifar-small, imagenet: its manual space), nse:PRESET (NSE's operator "
+                             "pool) or a space.json / run folder")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--batch-size", type=int, default=1, help="images per timed pass (default 1)")
+    parser.add_argument("-o", "--output", required=True,
+                        help="table to write; an existing one of the same device and batch size is extended")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads while timing (default 1: least disturbed by other jobs)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed passes per entry (the median is kept)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed passes before them")
+    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast; CUDA)")
+    parser.add_argument("--statistic", default="min", choices=("min", "median"),
+                        help="the figure of each entry predictions use: min (default; other jobs on a shared "
+                             "machine only add time) or median (a quiet, dedicated device)")
+    parser.add_argument("--resolution", type=int, help="input resolution (default: the space's)")
+    parser.add_argument("--num-classes", type=int, help="classes of the head (default: the space's)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=_command_latency_table)
+
+
+__all__ = ["add_latency_table_parser", "AutospaceError"]

@@ -1,0 +1,289 @@
+"""Measure latency tables (DESIGN 2.7): time every module a space's networks are made of.
+
+`measure_latency_table(space, device, batch_size, out)` times the stem, the fixed
+first block, the head and every candidate block of every searchable layer, each
+at the input shape it sees in the network, and writes `out` (a JSON table,
+`autospace.cost.latency`). Entries already in `out` are kept, so an interrupted
+run resumes and a table grows to cover a new space; a table of another device or
+batch size is refused. The table is rewritten atomically every few entries.
+
+Timing: inference mode, NHWC (as `autospace profile` and final training run),
+`warmup` untimed passes then `repeats` timed ones; each entry records median,
+interquartile range (spread) and minimum, and the table says which of them its
+predictions use (`measure_latency_table` says why). On the CPU the thread count is fixed (default
+1: a single-threaded time is far less disturbed by other jobs on a shared machine)
+and recorded.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from autospace.arch.blocks import MultiBranch, canonical_block
+from autospace.arch.space import SearchSpace
+from autospace.cost.latency import (
+    LatencyEntry, LatencyTable, block_key, head_key, load_table, require_same_conditions, save_table, stem_key,
+)
+from autospace.device import hardware_info, resolve_device, resolve_precision
+from autospace.errors import AutospaceError
+
+SAVE_EVERY = 2  # probe networks between atomic rewrites of the table
+
+
+def time_module(module: nn.Module, input_shape: Sequence[int], device: torch.device, warmup: int, repeats: int,
+                autocast_dtype=None) -> LatencyEntry:
+    """Median, interquartile range and minimum of `repeats` timed forward passes, in milliseconds."""
+    module = module.to(device=device, memory_format=torch.channels_last)
+    module.train(False)
+    inputs = torch.randn(tuple(input_shape), device=device).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                                enabled=autocast_dtype is not None):
+        for index in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            module(inputs)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if index >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return summarise(times)
+
+
+def probe_networks(space: SearchSpace) -> list:
+    """Networks that together hold every candidate of every layer (a multi-branch candidate also branch by
+    branch): network k puts candidate (k + l) mod n_l in layer l, so each is timed in a real network, its
+    input coming from the layer before, as it runs when deployed."""
+    from autospace.nn.block_supernet import layer_choices
+
+    choices = []
+    for blocks in layer_choices(space):
+        expanded = []
+        for block in blocks:
+            block = canonical_block(block)
+            expanded += [block] + (list(block.branches) if isinstance(block, MultiBranch) else [])
+        choices.append(list(dict.fromkeys(expanded)))  # a branch that is also a candidate: once
+    count = max(len(blocks) for blocks in choices)
+    return [space.skeleton.network([blocks[(k + layer) % len(blocks)] for layer, blocks in enumerate(choices)])
+            for k in range(count)]
+
+
+def network_keys(network) -> list[str | None]:
+    """The entry of each timed segment of a forward pass: stem, every layer (None: an empty one), head."""
+    slots = network.slots()
+    return ([stem_key(network)]
+            + [None if layer.block.is_empty() else block_key(layer.block, slot)
+               for layer, slot in zip(network.layers, slots)]
+            + [head_key(network, slots[-1].out_channels, slots[-1].output_size)])
+
+
+def time_segments(network, device: torch.device, batch_size: int, warmup: int, repeats: int,
+                  autocast_dtype=None) -> tuple[list[list[float]], list[float]]:
+    """Per segment (stem, layers, head) of `network`, its `repeats` times in milliseconds inside whole
+    forward passes; and the times of the same passes run whole (untouched by the clock reads)."""
+    from autospace.nn import build_network
+
+    with torch.random.fork_rng(devices=[]):  # the weights do not matter to a time; the global RNG does
+        torch.manual_seed(0)
+        model = build_network(network)
+    model = model.to(device=device, memory_format=torch.channels_last)
+    model.train(False)
+    segments = [model.stem, *model.layers, lambda x: model.classifier(model.head(x).mean((2, 3)))]
+    inputs = torch.randn(batch_size, network.in_channels, network.resolution, network.resolution,
+                         device=device).contiguous(memory_format=torch.channels_last)
+    synchronise = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    times, whole = [[] for _ in segments], []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                                enabled=autocast_dtype is not None):
+        for index in range(warmup + repeats):
+            x = inputs
+            synchronise()
+            clock = [time.perf_counter()]
+            for segment in segments:
+                x = segment(x)
+                synchronise()
+                clock.append(time.perf_counter())
+            synchronise()
+            start = time.perf_counter()
+            model(inputs)
+            synchronise()
+            end = time.perf_counter()
+            if index >= warmup:
+                for samples, before, after in zip(times, clock, clock[1:]):
+                    samples.append((after - before) * 1000.0)
+                whole.append((end - start) * 1000.0)
+    return times, whole
+
+
+def summarise(samples: Sequence[float]) -> LatencyEntry:
+    ordered = sorted(samples)
+    quantile = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return LatencyEntry(round(quantile(0.5), 5), round(quantile(0.75) - quantile(0.25), 5), len(ordered),
+                        round(ordered[0], 5))
+
+
+def table_conditions(device: torch.device, batch_size: int, threads: int, precision: str, warmup: int,
+                     statistic: str) -> dict:
+    info = hardware_info(device)
+    return {"device": str(device), "device_name": info["device_name"], "batch_size": batch_size,
+            "threads": threads, "torch_version": torch.__version__, "precision": precision,
+            "channels_last": True, "warmup": warmup, "statistic": statistic}
+
+
+def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
+                          threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
+                          statistic: str = "min", progress: bool = True) -> LatencyTable:
+    """Time what `space` needs that `out` does not hold yet; returns (and writes) the whole table.
+
+    Entries are timed inside probe networks (`probe_networks`), each segment of a forward pass on its
+    own clock reads: a block timed alone, its input and weights hot in the cache, runs faster than in a
+    network (measured here: the sum of isolated times fell 20% short of whole networks, in context 6%).
+    Samples of one key from several layers and probes are pooled. The `network overhead` entry is what a
+    whole pass took beyond the sum of its segments' entries (median over the probes), so the sum of a
+    network's entries predicts its whole time. `statistic` "min" (default) is the figure predictions use:
+    other jobs on a shared CPU only ever add time, and the minimum of many repeats is least touched by
+    them; "median" where the device is quiet."""
+    from autospace.cost.latency import OVERHEAD_KEY, STATISTICS, network_latency_ms
+
+    for name, value, least in (("batch size", batch_size, 1), ("threads", threads, 1), ("repeats", repeats, 1),
+                               ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise AutospaceError(f"{name} is {value!r}; it must be an integer >= {least}")
+    if statistic not in STATISTICS:
+        raise AutospaceError(f"statistic {statistic!r} is unknown; valid: {', '.join(STATISTICS)}")
+    device = resolve_device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    else:
+        threads = torch.get_num_threads()  # host threads do not time a GPU kernel; recorded all the same
+    autocast_dtype = resolve_precision(precision, device)
+    precision = "bf16" if autocast_dtype is not None else "fp32"
+    table = LatencyTable(**table_conditions(device, batch_size, threads, precision, warmup, statistic))
+    if out is not None and Path(out).exists():
+        old = load_table(out)
+        require_same_conditions(old, table.device, table.device_name, batch_size, str(out))
+        if (old.threads, old.precision) != (threads, precision):
+            raise AutospaceError(f"{out} was measured with {old.threads} thread(s) in {old.precision}, not "
+                                 f"{threads} in {precision}; use --threads {old.threads} --precision "
+                                 f"{old.precision} or another output file")
+        table = old
+    probes = [network for network in probe_networks(space)
+              if any(key is not None and key not in table.entries for key in network_keys(network))]
+    bar = None
+    if progress and probes:
+        from tqdm import tqdm
+        bar = tqdm(total=len(probes), desc=f"latency table ({device}, probe networks)", dynamic_ncols=True)
+    pooled: dict[str, list[float]] = {}
+    overheads: list[tuple] = []
+    try:
+        for network in probes:
+            segments, whole = time_segments(network, device, batch_size, warmup, repeats, autocast_dtype)
+            for key, samples in zip(network_keys(network), segments):
+                if key is not None and key not in table.entries:
+                    pooled.setdefault(key, []).extend(samples)
+            overheads.append((network, summarise(whole)))
+            if bar is not None:
+                bar.update(1)
+            if out is not None and len(overheads) % SAVE_EVERY == 0:
+                save_table(out, table.with_entries({key: summarise(v) for key, v in pooled.items()}))
+    finally:
+        if bar is not None:
+            bar.close()
+        fresh = {key: summarise(samples) for key, samples in pooled.items()}
+        if overheads and len(overheads) == len(probes) and OVERHEAD_KEY not in table.entries:
+            without = table.with_entries(fresh)
+            gaps = sorted(whole.value(statistic) - network_latency_ms(without, network) for network, whole in overheads)
+            gap = max(0.0, gaps[len(gaps) // 2])
+            fresh[OVERHEAD_KEY] = LatencyEntry(round(gap, 5), round(gaps[-1] - gaps[0], 5), len(gaps), round(gap, 5))
+        table = table.with_entries(fresh)
+        if out is not None and (fresh or not Path(out).exists()):
+            save_table(out, table)  # also when interrupted: the next run resumes from here
+    return table
+
+
+def measure_network_ms(network, table: LatencyTable, warmup: int | None = None, repeats: int = 50) -> float:
+    """The whole network's median time, under the table's conditions (device, batch, threads, precision)."""
+    from autospace.nn import build_network
+
+    device = torch.device(table.device)
+    if device.type == "cpu":
+        torch.set_num_threads(table.threads)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_network(network)
+    shape = (table.batch_size, network.in_channels, network.resolution, network.resolution)
+    dtype = torch.bfloat16 if table.precision == "bf16" else None
+    return time_module(model, shape, device, table.warmup if warmup is None else warmup, repeats,
+                       dtype).value(table.statistic)
+
+
+def check_table_device(table: LatencyTable, device: str, batch_size: int | None = None) -> None:
+    """Refuse to compare `table` with measurements on another device or batch size."""
+    resolved = resolve_device(device)
+    require_same_conditions(table, str(resolved), hardware_info(resolved)["device_name"],
+                            table.batch_size if batch_size is None else batch_size)
+
+
+def table_space(spec: str, resolution: int | None = None, num_classes: int | None = None) -> SearchSpace:
+    """What `autospace latency-table SPEC` times: a preset name (its manual space), `nse:PRESET` (NSE's
+    default operator pool on it), or a space.json (or a run folder holding one), optionally at another
+    resolution or class count (the data's)."""
+    from dataclasses import replace
+
+    from autospace.arch.codec import load_space
+    from autospace.arch.presets import PRESETS, preset_skeleton
+    from autospace.arch.space import Candidate, manual_space
+
+    if spec in PRESETS:
+        space = manual_space(preset_skeleton(spec))
+    elif spec.startswith("nse:") and spec[4:] in PRESETS:
+        from autospace.evolve.pool import layer_pools
+
+        skeleton = preset_skeleton(spec[4:])
+        pools = layer_pools(skeleton.num_searchable, True, True)
+        space = SearchSpace(skeleton, tuple(tuple(Candidate(block) for block in pool) for pool in pools), "nse-pool")
+    else:
+        path = Path(spec)
+        for inner in (path / "space.json", path / "evolve" / "space.json"):
+            if path.is_dir() and inner.exists():
+                path = inner
+                break
+        if not path.is_file():
+            raise AutospaceError(f"{spec!r} is neither a preset ({', '.join(PRESETS)}), nse:PRESET, nor a "
+                                 f"space.json or run folder holding one")
+        space = load_space(path)
+    changes = {key: value for key, value in (("resolution", resolution), ("num_classes", num_classes))
+               if value is not None}
+    return replace(space, skeleton=replace(space.skeleton, **changes)) if changes else space
+
+
+__all__ = ["measure_latency_table", "measure_network_ms", "time_module", "probe_networks", "check_table_device",
+           "table_space"]
+
+
+def profile_against_table(network, table_path: str | Path, device: str | None = None,
+                          resolution: int | None = None, repeats: int = 50) -> dict:
+    """Params, MAdds, the table's predicted latency and the measured one, side by side."""
+    from dataclasses import replace
+
+    from autospace.cost import network_cost
+    from autospace.cost.latency import network_latency_ms, predicted_vs_measured
+
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer >= 1")
+    table = load_table(table_path)
+    check_table_device(table, device or table.device)
+    if resolution is not None:
+        network = replace(network, resolution=resolution)
+    predicted = network_latency_ms(table, network)
+    measured = measure_network_ms(network, table, repeats=max(repeats, 20))
+    cost = network_cost(network)
+    return {"params": cost.params, "madds": cost.madds, "resolution": network.resolution,
+            "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
+            **predicted_vs_measured(predicted, measured)}

@@ -52,6 +52,8 @@ class RunConfig:
     precision: str = _help("auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16", "auto")
     progress: bool = _help("show progress bars", True)
     tensorboard: bool = _help("TensorBoard scalars beside every stage's JSONL log", False)
+    image_size: int | None = _help("area-resize the images of every stage to this side in pixels (a CPU "
+                                   "proxy, e.g. 16); None: as they are", None)
     evolve: EvolveConfig = _help("settings of the evolve stage with space_method autospace (evolve.KEY)",
                                  factory=EvolveConfig)
     nse: NseConfig = _help("settings of the evolve stage with space_method nse (nse.KEY)", factory=NseConfig)
@@ -63,7 +65,7 @@ def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig | NseConfi
     """The run-level settings win over the stages' own."""
     shared = {"data": config.data, "data_dir": config.data_dir, "seed": config.seed, "device": config.device,
               "precision": config.precision, "progress": config.progress,
-              "tensorboard": config.tensorboard}
+              "tensorboard": config.tensorboard, "image_size": config.image_size}
     learner = config.nse if config.space_method == "nse" else config.evolve
     evolve = replace(learner, budget_madds=config.budget_madds, **shared)
     space = "manual" if config.space_method == "manual" else str(out / "evolve" / "space.json")

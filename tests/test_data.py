@@ -502,3 +502,19 @@ def test_real_cifar10_from_the_shared_npz():
     assert torch.bincount(dataset.train_labels).tolist() == [5000] * 10
     assert torch.bincount(dataset.test_labels).tolist() == [1000] * 10
     assert all(abs(value - reference) < 0.02 for value, reference in zip(dataset.mean, (0.4914, 0.4822, 0.4465)))
+
+
+def test_resized_dataset_averages_pixel_blocks_and_refuses_bad_sizes():
+    from autospace.data import load_dataset
+
+    dataset = load_dataset("synthetic:64,16")
+    small = dataset.resized(16)
+    assert small.resolution == 16 and small.train_images.dtype == torch.uint8
+    assert small.train_images.shape[0] == 64 and small.test_images.shape[0] == 16
+    blocks = dataset.train_images.float().reshape(64, 3, 16, 2, 16, 2).mean((3, 5))
+    assert torch.equal(small.train_images, blocks.round().to(torch.uint8))
+    assert torch.equal(small.train_labels, dataset.train_labels) and small.mean == dataset.mean
+    assert dataset.resized(dataset.resolution) is dataset
+    with pytest.raises(AutospaceError, match="image_size"):
+        dataset.resized(0)
+    assert load_dataset("synthetic:64,16", None, 8).resolution == 8

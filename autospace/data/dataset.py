@@ -151,6 +151,24 @@ class ImageDataset:
             std=self.std,
         )
 
+    def resized(self, size: int) -> "ImageDataset":
+        """The same images area-resized to `size` x `size` (averaging when shrinking), uint8 again;
+        `mean` and `std` are kept so normalisation does not change."""
+        if isinstance(size, bool) or not isinstance(size, int) or not 4 <= size <= 4096:
+            raise AutospaceError(f"image_size is {size!r}; use an integer side from 4 to 4096 pixels, e.g. 16")
+        if size == self.resolution:
+            return self
+
+        def resize(images: torch.Tensor) -> torch.Tensor:
+            out = [torch.nn.functional.interpolate(images[i:i + 4096].float(), size=(size, size), mode="area")
+                   for i in range(0, images.shape[0], 4096)]
+            return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8) if out else images[:, :, :size, :size]
+
+        return ImageDataset(name=f"{self.name}@{size}px", classes=self.classes,
+                            train_images=resize(self.train_images), train_labels=self.train_labels,
+                            test_images=resize(self.test_images), test_labels=self.test_labels,
+                            mean=self.mean, std=self.std)
+
     def _subset_indices(self, split: str, count: int | None, generator: torch.Generator) -> torch.Tensor:
         labels = getattr(self, f"{split}_labels")
         available = int(labels.shape[0])

@@ -225,8 +225,10 @@ def _load_path(text: str) -> ImageDataset:
     return load_source(kind, path, name)
 
 
-def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> ImageDataset:
-    """Load a data set by name (see the module docstring) as uint8 tensors on the CPU.
+def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = None,
+                 image_size: int | None = None) -> ImageDataset:
+    """Load a data set by name (see the module docstring) as uint8 tensors on the CPU, area-resized to
+    `image_size` x `image_size` when given (a CPU proxy: 16x16 CIFAR-10 trains about 4x faster).
 
     `data_dir` is where `cifar10` is looked for (and downloaded to), and holds
     the `fashion-mnist/` and `mnist/` folders of IDX files: the
@@ -234,6 +236,11 @@ def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = N
     also name a CIFAR-10 file or folder directly. Decoded arrays are cached
     under env `AUTOSPACE_CACHE`, else `~/.cache/autospace/decoded`.
     """
+    dataset = _load_by_name(name, data_dir)
+    return dataset if image_size is None else dataset.resized(image_size)
+
+
+def _load_by_name(name: str | os.PathLike, data_dir: str | os.PathLike | None) -> ImageDataset:
     if not isinstance(name, (str, os.PathLike)):
         raise AutospaceError(f"data set name {name!r} is not a string; valid names: {VALID_NAMES_TEXT}")
     text = os.fspath(name).strip()

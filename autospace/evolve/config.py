@@ -26,6 +26,8 @@ class EvolveConfig:
     reference: str = _help("reference DAG: 'irb' (the inverted residual cell) or a cell string "
                            "like e6-sum:dwconv3x3,zero,zero,zero,identity,zero", "irb")
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
+    image_size: int | None = _help("area-resize the images to this side in pixels (a CPU proxy, e.g. 16); "
+                                   "None: as they are", None)
     validation_fraction: float = _help("held-out share of the training images for fitness steps", 0.2)
 
     # -- population and supernet (step 1, 2) -------------------------------------------

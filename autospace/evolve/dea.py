@@ -147,7 +147,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     autocast_dtype = resolve_precision(config.precision, device)
     channels_last = resolve_channels_last(config.channels_last, device)
 
-    dataset = load_dataset(config.data, config.data_dir)
+    dataset = load_dataset(config.data, config.data_dir, config.image_size)
     if config.train_subset is not None:
         dataset = dataset.subset(config.train_subset, None, torch.Generator().manual_seed(config.seed))
     skeleton = preset_skeleton(config.preset, num_classes=dataset.num_classes,

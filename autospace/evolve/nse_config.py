@@ -23,6 +23,8 @@ class NseConfig:
     preset: str = _help("macro skeleton: cifar, cifar-small or imagenet", "cifar")
     budget_madds: int = _help("MAdds budget: the target of the MAdds term and of the sampled architectures", 60_000_000)
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
+    image_size: int | None = _help("area-resize the images to this side in pixels (a CPU proxy, e.g. 16); "
+                                   "None: as they are", None)
     validation_fraction: float = _help("held-out share of the training images (architecture steps, evaluation)", 0.2)
 
     # -- operator pool and subsets ----------------------------------------------------------

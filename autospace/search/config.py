@@ -30,6 +30,8 @@ class SearchConfig:
     # -- supernet weights ----------------------------------------------------------------------
     epochs: int = _help("passes over the training split", 10)
     batch_size: int = _help("images per step", 128)
+    image_size: int | None = _help("area-resize the images to this side in pixels (a CPU proxy, e.g. 16); "
+                                   "None: as they are", None)
     weight_lr: float = _help("peak SGD learning rate of the supernet weights (cosine to 0)", 0.05)
     weight_momentum: float = _help("SGD (Nesterov) momentum", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)

@@ -132,7 +132,7 @@ def open_session(config: SearchConfig, out: str | Path, resume: bool) -> SearchS
         out.mkdir(parents=True, exist_ok=True)
         save_config(out / "config.yaml", config)
     barrier(distributed)  # rank 0's files are whole before another rank reads (or tidies) the folder
-    dataset = load_dataset(config.data, config.data_dir)
+    dataset = load_dataset(config.data, config.data_dir, config.image_size)
     if config.train_subset is not None:
         dataset = dataset.subset(config.train_subset, None, torch.Generator().manual_seed(config.seed))
     train_indices, validation_indices = stratified_split(

@@ -76,5 +76,5 @@ def _train(arch, config: TrainConfig | None, out: Path, resume: bool, dataset: I
                                  f"a new run in another folder")
 
     if dataset is None:
-        dataset = load_dataset(config.data, config.data_dir)
+        dataset = load_dataset(config.data, config.data_dir, config.image_size)
     return train_network(network, dataset, config, out, resume=resume)

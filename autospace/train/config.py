@@ -61,6 +61,8 @@ class TrainConfig:
         "train on a stratified random subset of this many images (quick runs); None: all"))
     test_subset: Optional[int] = field(default=None, metadata=_help(
         "evaluate on a stratified random subset of this many test images; None: all"))
+    image_size: Optional[int] = field(default=None, metadata=_help(
+        "area-resize the images to this side in pixels (a CPU proxy, e.g. 16); None: as they are"))
     eval_every: int = field(default=1, metadata=_help(
         "evaluate on the test set every N epochs (and always after the last)"))
     compile: Union[Literal["auto", "off", "default", "reduce-overhead", "max-autotune"], bool] = field(

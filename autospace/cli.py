@@ -156,11 +156,17 @@ def _madds_override(key: str, text: str | None) -> list[str]:
     return [f"{key}={parse_madds(text)}"]
 
 
+def _latency_overrides(args: argparse.Namespace, prefix: str) -> list[str]:
+    from autospace.latency_cli import latency_overrides
+
+    return latency_overrides(args, prefix)
+
+
 def _command_search(args: argparse.Namespace) -> int:
     from autospace.config import load_config
     from autospace.search import SearchConfig, search
 
-    overrides = (_madds_override("target_madds", args.target_madds)
+    overrides = (_madds_override("target_madds", args.target_madds) + _latency_overrides(args, "")
                  + _shortcut_overrides(args, ("method", "space", "preset", "data", "data_dir", "device",
                                               "precision", "seed", "tensorboard", "skip_nonfinite")))
     if args.resume:
@@ -179,7 +185,7 @@ def _command_search(args: argparse.Namespace) -> int:
 def _command_run(args: argparse.Namespace) -> int:
     from autospace.pipeline import RunConfig, load_run_config, run_pipeline
 
-    overrides = (_madds_override("budget_madds", args.budget_madds)
+    overrides = (_madds_override("budget_madds", args.budget_madds) + _latency_overrides(args, "search.")
                  + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
                                               "precision", "seed", "tensorboard")))
     if args.skip_nonfinite is not None:  # a setting of every stage
@@ -279,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "beside the measured one (at the table's batch size and threads)")
     profile.set_defaults(handler=_command_profile)
 
-    from autospace.latency_cli import add_latency_table_parser
+    from autospace.latency_cli import add_budget_options, add_latency_table_parser
 
     add_latency_table_parser(commands)
 
@@ -300,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--space", help="manual, open, or a space.json (e.g. RUN_DIR/space.json)")
     search.add_argument("--method", choices=("proxyless-g", "proxyless-rl", "spos"), help="search algorithm")
     search.add_argument("--target-madds", help="MAdds budget of the found network, e.g. 60M")
+    add_budget_options(search)
     search.add_argument("--preset", help="macro skeleton of the manual/open space: cifar, cifar-small, imagenet")
     search.add_argument("--out", help="run folder to create")
     search.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
@@ -308,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="evolve -> search -> train in one run folder, with report.md")
     run.add_argument("--budget-madds", help="MAdds budget, e.g. 60M")
+    add_budget_options(run)
     run.add_argument("--search-method", choices=("proxyless-g", "proxyless-rl", "spos"))
     run.add_argument("--space-method", choices=("autospace", "nse", "manual"),
                      help="search in a space evolved by autospace (the DEA, default) or by nse, or in the "

@@ -301,6 +301,11 @@ def _search_section(run_dir: Path) -> list[str]:
                           result.get("within_budget"), result.get("params"),
                           None if result.get("validation_accuracy") is None else 100 * result["validation_accuracy"],
                           result.get("wall_time_s")]], numeric={6, 7, 8}))
+    if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18)
+        parts.append(_table(["predicted latency (ms)", "target latency (ms)", "of target", "within every target"],
+                            [[result["predicted_latency_ms"], result["target_latency_ms"],
+                              f"{100 * result['latency_over_target']:.0f}%", result.get("within_all_targets")]],
+                            numeric={0, 1}))
     if (search / "arch.json").is_file():
         parts += ["<h3>Found network</h3>", _img(render(search / "arch.json", "png", dpi=100), "found network")]
     return parts

@@ -46,4 +46,30 @@ def add_latency_table_parser(commands) -> None:
     parser.set_defaults(handler=_command_latency_table)
 
 
-__all__ = ["add_latency_table_parser", "AutospaceError"]
+def add_budget_options(parser: argparse.ArgumentParser) -> None:
+    """--target-latency-ms, --latency-table, --target-params of `search` and `run` (issue 18)."""
+    parser.add_argument("--target-latency-ms", type=float,
+                        help="latency budget in ms, predicted from --latency-table; the search aims at it and "
+                             "treats the MAdds (and params) targets as caps")
+    parser.add_argument("--latency-table", help="latency table of the target device (autospace latency-table); "
+                                                "entries it lacks for this space are measured when it is this CPU's")
+    parser.add_argument("--target-params", help="parameter cap of the found network, e.g. 500K or 2M")
+
+
+def latency_overrides(args: argparse.Namespace, prefix: str) -> list[str]:
+    """The options above as config overrides (`prefix` is "search." inside a run config)."""
+    from pathlib import Path
+
+    from autospace.cost.units import parse_madds
+
+    overrides = []
+    if getattr(args, "target_latency_ms", None) is not None:
+        overrides.append(f"{prefix}target_latency_ms={args.target_latency_ms}")
+    if getattr(args, "latency_table", None):
+        overrides.append(f"{prefix}latency_table={Path(args.latency_table).resolve()}")  # resumable from anywhere
+    if getattr(args, "target_params", None) is not None:
+        overrides.append(f"{prefix}target_params={parse_madds(args.target_params)}")
+    return overrides
+
+
+__all__ = ["add_budget_options", "add_latency_table_parser", "latency_overrides", "AutospaceError"]

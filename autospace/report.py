@@ -63,6 +63,10 @@ def write_run_report(out: str | Path) -> Path:
                      f"this is the most probable network within it (fit_to_budget)."
                      if result.get("fitted_to_budget") else ""), "",
                   "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
+        if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18): stated beside MAdds
+            lines[-2:-2] = [f"Predicted latency {result['predicted_latency_ms']:.3f} ms against a target of "
+                            f"{result['target_latency_ms']:.3f} ms ({100 * result['latency_over_target']:.0f}%), "
+                            f"from the latency table.", ""]
         for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
             lines.append(f"| {slot.index} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
                          f"`{block_to_string(layer.block)}` | {layer_cost.madds / 1e6:.2f}M |")

@@ -105,3 +105,93 @@ def test_measured_table_covers_a_space_resumes_and_refuses_another_batch_size(tm
     assert again == table  # nothing left to measure: the table is kept as it was
     with pytest.raises(AutospaceError, match="batch size 1.*batch size 2"):
         measure_latency_table(space, "cpu", 2, out, warmup=1, repeats=3, progress=False)
+
+
+# ---- searching under a latency target ---------------------------------------------------------------
+
+def test_expected_latency_equals_brute_force_enumeration():
+    import itertools
+
+    import torch
+
+    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+    from autospace.search.budget import expected_madds
+
+    space = small_space()
+    table = fake_table(space, overhead=0.1)
+    choices = layer_choices(space)[:3]  # three layers: every network of them enumerated
+    tables = candidate_latencies_ms(table, space.skeleton, layer_choices(space))[:3]
+    fixed = 1.5
+    logits = [torch.randn(len(c), generator=torch.Generator().manual_seed(i), requires_grad=True)
+              for i, c in enumerate(choices)]
+    probabilities = [torch.softmax(l.double(), 0) for l in logits]
+    expected = expected_madds(probabilities, tables, fixed)
+    brute = sum(float((probabilities[0][a] * probabilities[1][b] * probabilities[2][c]).detach())
+                * (fixed + tables[0][a] + tables[1][b] + tables[2][c])
+                for a, b, c in itertools.product(*(range(len(t)) for t in tables)))
+    assert float(expected) == pytest.approx(brute, rel=1e-10)
+    expected.backward()
+    assert all(l.grad is not None and l.grad.abs().sum() > 0 for l in logits)
+    assert fixed_latency_ms(table, space.skeleton) > 0
+
+
+def test_most_probable_within_several_constraints_matches_brute_force():
+    import itertools
+
+    from autospace.search.constraints import Constraint, most_probable_within
+
+    rng = random.Random(3)
+    for trial in range(30):
+        sizes = [rng.randint(2, 4) for _ in range(4)]
+        scores = [[rng.uniform(-3, 0) for _ in range(n)] for n in sizes]
+        # latency in microseconds with sub-microsecond parts: the DP's rounding must stay exact and safe
+        latency = Constraint("latency_us", tuple(tuple(rng.randint(1, 40) + 0.25 for _ in range(n)) for n in sizes),
+                             5.0, float(rng.randint(40, 120)))
+        madds = Constraint("madds", tuple(tuple(float(rng.randint(1, 50)) for _ in range(n)) for n in sizes),
+                           3.0, float(rng.randint(60, 150)))
+        floor = 0.9 if trial % 2 else 0.0
+        feasible = [c for c in itertools.product(*(range(n) for n in sizes))
+                    if latency.cost(c) <= latency.target and madds.cost(c) <= madds.target]
+        if not feasible:
+            continue
+        in_band = [c for c in feasible if latency.cost(c) >= floor * latency.target]
+        pool = in_band or feasible
+        best = max(sum(s[i] for s, i in zip(scores, c)) for c in pool)
+        found = most_probable_within(scores, [madds, latency], floor)
+        assert latency.cost(found) <= latency.target and madds.cost(found) <= madds.target
+        assert sum(s[i] for s, i in zip(scores, found)) == pytest.approx(best), (trial, found)
+
+
+@pytest.mark.parametrize("method", ["proxyless-g", "proxyless-rl", "spos"])
+def test_search_with_a_latency_target_returns_a_network_within_it(method, tmp_path):
+    from autospace.search import SearchConfig, search
+    from autospace.search.constraints import Constraint
+
+    space = small_space()
+    table = fake_table(space)
+    save_table(tmp_path / "table.json", table)
+    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+
+    rows = candidate_latencies_ms(table, space.skeleton, layer_choices(space))
+    span = Constraint("latency_us", tuple(map(tuple, rows)), fixed_latency_ms(table, space.skeleton), 1.0)
+    smallest = span.smallest()
+    largest = span.fixed + sum(max(row) for row in rows)
+    target = smallest + 0.3 * (largest - smallest)  # binds: most networks of the space are slower
+    config = SearchConfig(data="synthetic:256,64", preset="cifar-small", method=method, target_madds=10**9,
+                          target_latency_ms=target, latency_table=str(tmp_path / "table.json"), epochs=2,
+                          warmup_epochs=1, batch_size=32, arch_every=1, arch_lr=0.01, device="cpu", progress=False,
+                          population=6, top=2, mutations=3, crossovers=3, generations=2, recalibration_batches=1,
+                          eval_batches=1)
+    network = search(config, tmp_path / method)
+    result = json.loads((tmp_path / method / "result.json").read_text())
+    predicted = network_latency_ms(table, network)
+    assert predicted <= target
+    assert result["predicted_latency_ms"] == pytest.approx(predicted, abs=1e-3)
+    assert result["target_latency_ms"] == pytest.approx(target) and result["within_budget"]
+
+
+def test_latency_target_without_a_table_is_refused():
+    from autospace.search import SearchConfig
+
+    with pytest.raises(AutospaceError, match="needs latency_table"):
+        SearchConfig(target_latency_ms=2.0)

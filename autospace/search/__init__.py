@@ -21,6 +21,9 @@ from autospace.nn.block_supernet import BlockSupernet
 from autospace.run_lock import run_folder_lock
 from autospace.search.budget import check_budget
 from autospace.search.config import SEARCH_METHODS, SearchConfig
+from autospace.search.constraints import (
+    constraint_summary, index_sampler_within, search_constraints, within as within_targets,
+)
 from autospace.search.evolution import index_choice_operators, index_sampler_within_budget
 from autospace.search.proxyless import search_proxyless
 from autospace.search.session import open_session
@@ -54,6 +57,9 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
     space = resolve_space(config.space, config.preset, data.num_classes, data.channels, data.resolution)
     generator = torch.Generator().manual_seed(config.seed + 3)
     if space == "open":
+        if config.target_latency_ms is not None or config.target_params is not None:
+            raise AutospaceError("the open space takes a MAdds target only; for a latency or params target "
+                                 "search a listed space (manual or a space.json)")
         if config.method != "spos":
             raise AutospaceError(
                 f"the open space has {56365:,} distinct cells per layer, one architecture parameter each; "
@@ -67,20 +73,26 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         supernet = BlockSupernet(space, generator).to(device=session.device, memory_format=session.memory_format)
         sync_batch_layers(session.distributed, supernet)
         check_budget(config.target_madds, supernet.candidate_madds(), supernet.fixed_madds())
+        constraints = search_constraints(config, supernet)
         network_of = supernet.path_network
         if config.method == "spos":
             _, mutate, crossover = index_choice_operators([len(c) for c in supernet.choices])
             tables, fixed = supernet.candidate_madds(), supernet.fixed_madds()
             sample = index_sampler_within_budget(tables, fixed, config.target_madds)
+            madds = lambda choice: fixed + sum(t[i] for t, i in zip(tables, choice))  # noqa: E731
+            if len(constraints) > 1:  # over any other target counts as over the MAdds budget
+                sample = index_sampler_within(constraints)
+                madds = lambda choice, m=madds: (m(choice) if within_targets(constraints, choice)  # noqa: E731
+                                                 else config.target_madds + 1)
             encoding = SposEncoding(
                 supernet=supernet, sample=sample, mutate=mutate, crossover=crossover,
-                madds=lambda choice: fixed + sum(t[i] for t, i in zip(tables, choice)),
-                paths=lambda choice: [((i,), i) for i in choice])
+                madds=madds, paths=lambda choice: [((i,), i) for i in choice])
 
     if config.method == "spos":
         best, score, records = search_spos(session, encoding, stop_after_epoch, stop_after_generation)
     else:
-        best, _, records = search_proxyless(session, supernet, config.method == "proxyless-g", stop_after_epoch)
+        best, _, records = search_proxyless(session, supernet, config.method == "proxyless-g", stop_after_epoch,
+                                            constraints=constraints)
         score = records[-1]["validation_accuracy"] if records else None
     if best is None:
         return None
@@ -93,6 +105,10 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
               "madds": cost.madds, "params": cost.params, "madds_over_target": cost.madds / config.target_madds,
               "within_budget": within, "validation_accuracy": score,
               "wall_time_s": round(records[-1]["elapsed_seconds"], 1) if records else None}
+    if space != "open" and len(constraints) > 1:
+        result.update(constraint_summary(constraints, best))
+        within = result["within_budget"] = within and within_targets(
+            constraints, best, 0 if hard_budget else BUDGET_TOLERANCE)
     if config.method != "spos" and records:
         # What the architecture distributions chose on their own, and whether the budget changed it.
         result["argmax_madds"] = records[-1]["argmax_madds"]

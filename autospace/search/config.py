@@ -22,6 +22,11 @@ class SearchConfig:
                        "(any open-space cell; spos only) or a path to a space.json", "manual")
     preset: str = _help("macro skeleton for the manual and open spaces: cifar, cifar-small or imagenet", "cifar")
     target_madds: int = _help("MAdds budget of the found network", 60_000_000)
+    target_latency_ms: float | None = _help(
+        "latency budget of the found network in ms, predicted from latency_table (issue 18); when set it is the "
+        "target the search aims at and target_madds / target_params are caps", None)
+    latency_table: str | None = _help("latency table (autospace latency-table) for target_latency_ms", None)
+    target_params: int | None = _help("parameter budget of the found network (a cap); None: none", None)
     data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
@@ -100,6 +105,13 @@ class SearchConfig:
         for name in ("weight_lr", "arch_lr"):
             if not getattr(self, name) > 0:
                 raise AutospaceError(f"{name} is {getattr(self, name)!r}; it must be > 0")
+        if self.target_latency_ms is not None and not (0 < self.target_latency_ms < float("inf")):
+            raise AutospaceError(f"target_latency_ms is {self.target_latency_ms!r}; it must be a number of ms > 0")
+        if self.target_latency_ms is not None and not self.latency_table:
+            raise AutospaceError("target_latency_ms needs latency_table (--latency-table TABLE.json, made by "
+                                 "`autospace latency-table`)")
+        if self.target_params is not None and self.target_params < 1:
+            raise AutospaceError(f"target_params is {self.target_params!r}; it must be >= 1")
         if self.top > self.population:
             raise AutospaceError(f"top ({self.top}) exceeds population ({self.population})")
         if self.warmup_epochs >= self.epochs and self.method != "spos":

@@ -37,6 +37,7 @@ from autospace.nn.gates import rescale_pair
 from autospace.search.budget import (
     expected_madds, madds_penalized_loss, most_probable_in_band, reward,
 )
+from autospace.search.constraints import constrained_arch_loss, constrained_reward, most_probable_within
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
 from autospace.search.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
@@ -45,8 +46,11 @@ CHECKPOINT_FORMAT = "autospace.search-proxyless/1"
 
 
 def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: bool,
-                     stop_after_epoch: int | None = None):
-    """Returns the argmax choice (one candidate index per layer), the supernet, and the records."""
+                     stop_after_epoch: int | None = None, constraints=None):
+    """Returns the argmax choice (one candidate index per layer), the supernet, and the records.
+    `constraints` (`search.constraints`): with a latency or params target beside MAdds, they replace the
+    MAdds term, the RL reward and the fitting to the budget."""
+    several = constraints is not None and len(constraints) > 1
     config, device = session.config, session.device
     dist, guard = session.distributed, session.guard
     candidate_madds = supernet.candidate_madds()
@@ -68,6 +72,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         """The network the search returns if it stops now: the argmax, fitted to the budget if asked."""
         if not config.fit_to_budget:
             return distributions.argmax()
+        if several:
+            return most_probable_within(distributions.host_log_probabilities(), constraints, config.budget_floor)
         return most_probable_in_band(distributions.host_log_probabilities(), candidate_madds, fixed_madds,
                                      config.target_madds, int(config.budget_floor * config.target_madds))
 
@@ -134,6 +140,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                 expected = expected_madds(probabilities, madds_tables, fixed_madds)
                 arch_loss = madds_penalized_loss(cross_entropy, expected, config.target_madds, config.penalty,
                                                  config.penalty_alpha, config.penalty_beta, config.penalty_weight)
+                if several:
+                    arch_loss = constrained_arch_loss(cross_entropy, probabilities, constraints, config)
                 old = [layer_logits.detach().clone() for layer_logits in distributions.logits]
                 architecture.zero_grad(set_to_none=True)
                 gradients = list(torch.autograd.grad(arch_loss, distributions.logits))
@@ -163,6 +171,9 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                                   config.target_madds, config.rl_exponent,
                                   "absolute" if config.penalty == "absolute" else "soft", config.penalty_weight)
                            for count, sampled in zip(counts, choices)]
+                if several:
+                    rewards = [constrained_reward(count / (labels.shape[0] * dist.world_size), sampled, constraints,
+                                                  config) for count, sampled in zip(counts, choices)]
                 mean_reward = sum(rewards) / len(rewards)
                 arch_loss = reinforce_loss(distributions, choices, rewards, baseline.update(mean_reward))
                 architecture.zero_grad(set_to_none=True)
@@ -201,6 +212,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             "elapsed_seconds": round(time.perf_counter() - session.started, 2),
         }
         record["choice_blocks"] = supernet.path_network(best).describe()
+        if several:
+            record.update({f"choice_{c.name}": round(c.cost(best), 3) for c in constraints if c.name != "madds"})
         if guard.enabled:
             record["skipped_nonfinite"] = guard.skipped
         require_finite_loss(record["train_loss"] + (record["arch_loss"] or 0.0), f"search {config.method}",

@@ -56,8 +56,9 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-params", help="parameter cap of the found network, e.g. 500K or 2M")
 
 
-def latency_overrides(args: argparse.Namespace, prefix: str) -> list[str]:
-    """The options above as config overrides (`prefix` is "search." inside a run config)."""
+def latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True) -> list[str]:
+    """The options above as config overrides (`prefix` is "search." inside a run config; NSE has no
+    params target: `params` false)."""
     from pathlib import Path
 
     from autospace.cost.units import parse_madds
@@ -67,7 +68,7 @@ def latency_overrides(args: argparse.Namespace, prefix: str) -> list[str]:
         overrides.append(f"{prefix}target_latency_ms={args.target_latency_ms}")
     if getattr(args, "latency_table", None):
         overrides.append(f"{prefix}latency_table={Path(args.latency_table).resolve()}")  # resumable from anywhere
-    if getattr(args, "target_params", None) is not None:
+    if params and getattr(args, "target_params", None) is not None:
         overrides.append(f"{prefix}target_params={parse_madds(args.target_params)}")
     return overrides
 

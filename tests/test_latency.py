@@ -195,3 +195,40 @@ def test_latency_target_without_a_table_is_refused():
 
     with pytest.raises(AutospaceError, match="needs latency_table"):
         SearchConfig(target_latency_ms=2.0)
+
+
+def test_nse_latency_penalty_pulls_expected_latency_to_the_target():
+    """The squared latency term's gradient moves E[latency] toward the target from either side,
+    and the MAdds cap adds nothing below the budget."""
+    import torch
+    from types import SimpleNamespace
+
+    from autospace.search.budget import expected_madds
+    from autospace.search.constraints import latency_penalty
+
+    rows, fixed = [[100.0, 300.0], [50.0, 400.0]], 200.0
+    config = SimpleNamespace(target_latency_ms=0.6, budget_madds=10**9, madds_weight=1.0)
+    for start, direction in ((3.0, -1), (-3.0, 1)):  # expensive -> pulled down; cheap -> pulled up
+        alphas = [torch.full((2,), 0.0).index_fill(0, torch.tensor([1]), start).requires_grad_() for _ in rows]
+        probabilities = [torch.sigmoid(a) for a in alphas]
+        before = float(expected_madds(probabilities, rows, fixed).detach())
+        latency_penalty(torch.tensor(1.0), probabilities, (rows, fixed), config).backward()
+        with torch.no_grad():
+            after = float(expected_madds([torch.sigmoid(a - 0.1 * a.grad) for a in alphas], rows, fixed))
+        assert (after - before) * direction > 0, (start, before, after)
+
+
+def test_nse_with_a_latency_target_runs_and_measures_missing_entries(tmp_path):
+    from autospace.evolve.nse import evolve_nse
+    from autospace.evolve.nse_config import NseConfig
+    from autospace.latency_timing import measure_latency_table
+
+    table = tmp_path / "table.json"
+    measure_latency_table(small_space(), "cpu", 1, table, warmup=1, repeats=3, progress=False)
+    config = NseConfig(data="synthetic:256,64", preset="cifar-small", budget_madds=10**9, subset_size=2,
+                       rounds=1, epochs_per_round=1, batch_size=32, warmup_epochs=0.3, samples=4, sample_draws=20,
+                       recalibration_batches=1, eval_batches=1, checkpoint_every=3, progress=False, device="cpu",
+                       target_latency_ms=3.0, latency_table=str(table))
+    space = evolve_nse(config, tmp_path / "nse")
+    assert space is not None
+    assert len(load_table(table).entries) > len(fake_table(small_space()).entries)  # the pool's entries were added

@@ -46,6 +46,7 @@ from autospace.nn.block_supernet import BlockSupernet
 from autospace.search.branch_masks import (
     expected_branch_madds, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
 )
+from autospace.search.constraints import latency_penalty, round_latency_us
 from autospace.search.session import PathModule, open_session
 from autospace.tensorboard import ScalarMirror
 from autospace.train.optim import learning_rate_at, make_optimizer
@@ -206,6 +207,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     while True:
         sizes = [len(layer.subset) for layer in layers]
         candidate_madds = supernet.candidate_madds()
+        latency = round_latency_us(config.latency_table, supernet) if config.target_latency_ms is not None else None
         # ---- 1. train the supernet over the subsets ------------------------------------------------
         if phase == "train":
             progress = None
@@ -249,7 +251,10 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                         expected = expected_branch_madds([torch.sigmoid(a) for a in alphas], candidate_madds,
                                                          fixed_madds)
                         arch_optimizer.zero_grad(set_to_none=True)
-                        squared_budget_penalty(expected, config.budget_madds, config.madds_weight).backward()
+                        if latency is None:
+                            squared_budget_penalty(expected, config.budget_madds, config.madds_weight).backward()
+                        else:
+                            latency_penalty(expected, [torch.sigmoid(a) for a in alphas], latency, config).backward()
                         for alpha, gradient in zip(alphas, gradients):
                             alpha.grad += gradient
                         arch_optimizer.step()

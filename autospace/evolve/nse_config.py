@@ -47,6 +47,10 @@ class NseConfig:
     arch_every: int = _help("one architecture step (two-subset estimator) every this many weight steps", 1)
     alpha_init: float = _help("alpha of an operator entering a subset (sigmoid 0 = 0.5)", 0.0)
     madds_weight: float = _help("lambda of the MAdds term lambda * ((E[MAdds] - target) / target)^2", 1.0)
+    target_latency_ms: float | None = _help(
+        "latency target (issue 18): the squared term pulls E[latency] from latency_table to it instead, and the "
+        "MAdds term becomes a cap (lambda * max(0, E[MAdds] / budget - 1)^2); None: MAdds only", None)
+    latency_table: str | None = _help("latency table (autospace latency-table) for target_latency_ms", None)
 
     # -- evaluation and the Pareto front ------------------------------------------------------
     samples: int = _help("architectures evaluated per round (after BN recalibration)", 24)
@@ -83,6 +87,9 @@ class NseConfig:
         for name in ("weight_lr", "arch_lr"):
             if not getattr(self, name) > 0:
                 raise AutospaceError(f"{name} is {getattr(self, name)!r}; it must be > 0")
+        if self.target_latency_ms is not None and not (0 < self.target_latency_ms < float("inf") and self.latency_table):
+            raise AutospaceError(f"target_latency_ms is {self.target_latency_ms!r}; it must be a number of ms > 0, "
+                                 f"with latency_table (made by `autospace latency-table`)")
         if self.sample_draws < self.samples:
             raise AutospaceError(f"sample_draws ({self.sample_draws}) is below samples ({self.samples}); "
                                  f"draw at least as many architectures as are evaluated")

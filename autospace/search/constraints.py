@@ -260,3 +260,27 @@ def constrained_reward(accuracy: float, choice: Sequence[int], constraints: Sequ
                    "absolute" if config.penalty == "absolute" else "soft", config.penalty_weight)
     return value - sum(config.penalty_weight * max(0.0, cap.cost(choice) / cap.target - 1.0)
                        for cap in constraints if cap is not lead)
+
+
+def round_latency_us(table_path: str, supernet) -> tuple[list[list[float]], float]:
+    """Per layer the candidates' latency (a multi-branch layer costs the sum of its branches, so NSE's
+    expectation stays linear) and the fixed part, in microseconds, for a supernet's space."""
+    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+
+    table = latency_table_for(table_path, supernet.space)
+    rows = candidate_latencies_ms(table, supernet.skeleton, supernet.choices)
+    return [[1000 * value for value in row] for row in rows], 1000 * fixed_latency_ms(table, supernet.skeleton)
+
+
+def latency_penalty(expected_madds, probabilities, latency: tuple, config):
+    """NSE's squared term on expected latency, lambda * ((E[lat] - T) / T)^2, with MAdds as a cap:
+    lambda * max(0, E[MAdds] / budget - 1)^2."""
+    import torch
+
+    from autospace.search.budget import expected_madds as expected_cost
+
+    rows, fixed = latency
+    target = 1000 * config.target_latency_ms
+    expected = expected_cost(probabilities, rows, fixed)
+    over = torch.relu(expected_madds / float(config.budget_madds) - 1.0)
+    return config.madds_weight * (((expected - target) / target) ** 2 + over ** 2)

@@ -17,7 +17,8 @@ def _command_latency_table(args: argparse.Namespace) -> int:
     space = table_space(args.space, args.resolution, args.num_classes)
     table = measure_latency_table(space, args.device, args.batch_size, args.output, threads=args.threads,
                                   warmup=args.warmup, repeats=args.repeats, precision=args.precision,
-                                  statistic=args.statistic, progress=not args.no_progress)
+                                  statistic=args.statistic, progress=not args.no_progress,
+                                  rounds=args.rounds)
     print(json.dumps({"table": args.output, "entries": len(table.entries), "measured_on": table.describe()}))
     return 0
 
@@ -36,6 +37,8 @@ def add_latency_table_parser(commands) -> None:
                         help="CPU threads while timing (default 1: least disturbed by other jobs)")
     parser.add_argument("--repeats", type=int, default=50, help="timed passes per entry (the median is kept)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed passes before them")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="passes over all probe networks (each entry pools its samples from every round)")
     parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast; CUDA)")
     parser.add_argument("--statistic", default="min", choices=("min", "median"),
                         help="the figure of each entry predictions use: min (default; other jobs on a shared "

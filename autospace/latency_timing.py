@@ -32,7 +32,6 @@ from autospace.cost.latency import (
 from autospace.device import hardware_info, resolve_device, resolve_precision
 from autospace.errors import AutospaceError
 
-SAVE_EVERY = 2  # probe networks between atomic rewrites of the table
 
 
 def time_module(module: nn.Module, input_shape: Sequence[int], device: torch.device, warmup: int, repeats: int,
@@ -138,7 +137,7 @@ def table_conditions(device: torch.device, batch_size: int, threads: int, precis
 
 def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
                           threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
-                          statistic: str = "min", progress: bool = True) -> LatencyTable:
+                          statistic: str = "min", progress: bool = True, rounds: int = 3) -> LatencyTable:
     """Time what `space` needs that `out` does not hold yet; returns (and writes) the whole table.
 
     Entries are timed inside probe networks (`probe_networks`), each segment of a forward pass on its
@@ -148,11 +147,12 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
     whole pass took beyond the sum of its segments' entries (median over the probes), so the sum of a
     network's entries predicts its whole time. `statistic` "min" (default) is the figure predictions use:
     other jobs on a shared CPU only ever add time, and the minimum of many repeats is least touched by
-    them; "median" where the device is quiet."""
+    them; "median" where the device is quiet. The probes are timed in `rounds` passes over all of them,
+    so that a burst of other work spoils one round's samples of a key, not all of them."""
     from autospace.cost.latency import OVERHEAD_KEY, STATISTICS, network_latency_ms
 
     for name, value, least in (("batch size", batch_size, 1), ("threads", threads, 1), ("repeats", repeats, 1),
-                               ("warmup", warmup, 0)):
+                               ("warmup", warmup, 0), ("rounds", rounds, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise AutospaceError(f"{name} is {value!r}; it must be an integer >= {least}")
     if statistic not in STATISTICS:
@@ -178,25 +178,27 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
     bar = None
     if progress and probes:
         from tqdm import tqdm
-        bar = tqdm(total=len(probes), desc=f"latency table ({device}, probe networks)", dynamic_ncols=True)
+        bar = tqdm(total=len(probes) * rounds, desc=f"latency table ({device}, probe networks)", dynamic_ncols=True)
     pooled: dict[str, list[float]] = {}
-    overheads: list[tuple] = []
+    wholes: list[list[float]] = [[] for _ in probes]
     try:
-        for network in probes:
-            segments, whole = time_segments(network, device, batch_size, warmup, repeats, autocast_dtype)
-            for key, samples in zip(network_keys(network), segments):
-                if key is not None and key not in table.entries:
-                    pooled.setdefault(key, []).extend(samples)
-            overheads.append((network, summarise(whole)))
-            if bar is not None:
-                bar.update(1)
-            if out is not None and len(overheads) % SAVE_EVERY == 0:
+        for _ in range(rounds):
+            for position, network in enumerate(probes):
+                segments, whole = time_segments(network, device, batch_size, warmup, repeats, autocast_dtype)
+                for key, samples in zip(network_keys(network), segments):
+                    if key is not None and key not in table.entries:
+                        pooled.setdefault(key, []).extend(samples)
+                wholes[position].extend(whole)
+                if bar is not None:
+                    bar.update(1)
+            if out is not None:  # a killed run keeps every finished round
                 save_table(out, table.with_entries({key: summarise(v) for key, v in pooled.items()}))
     finally:
         if bar is not None:
             bar.close()
         fresh = {key: summarise(samples) for key, samples in pooled.items()}
-        if overheads and len(overheads) == len(probes) and OVERHEAD_KEY not in table.entries:
+        if probes and all(wholes) and OVERHEAD_KEY not in table.entries:
+            overheads = [(network, summarise(whole)) for network, whole in zip(probes, wholes)]
             without = table.with_entries(fresh)
             gaps = sorted(whole.value(statistic) - network_latency_ms(without, network) for network, whole in overheads)
             gap = max(0.0, gaps[len(gaps) // 2])

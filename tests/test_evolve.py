@@ -212,10 +212,12 @@ def test_persistence_is_positive_for_signal_and_not_for_noise():
 
 def test_noise_warning_names_the_numbers_and_what_helps():
     config = EvolveConfig()
-    assert noise_warning(0.45, 10, 0.3, config) is None
-    text = noise_warning(0.12, 10, -0.05, config)
+    assert noise_warning(0.45, 10, 0.3, 400, config) is None
+    text = noise_warning(0.12, 10, -0.05, 400, config)
     assert "12.0%" in text and "-0.05" in text and "epochs" in text and "candidates_per_layer" in text
-    assert noise_warning(0.45, 10, -0.1, config) is not None  # learned, but the ranking does not persist
+    assert noise_warning(0.45, 10, -0.1, 400, config) is not None  # learned, but the ranking does not persist
+    assert noise_warning(0.45, 10, 0.05, 400, config) is not None  # within two standard errors of zero (0.1)
+    assert noise_warning(0.45, 10, None, 0, config) is not None  # never measured: not signal
 
 
 def test_parse_reference():

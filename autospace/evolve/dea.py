@@ -373,11 +373,14 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                    "supernet": supernet.state_dict()}, "the populations and supernet weights")
 
     history = read_jsonl(out / "history.jsonl")
-    last = history[-1] if history else {}
-    diagnostics = {"heldout_top1": last.get("heldout_top1"), "chance": round(1.0 / dataset.num_classes, 4),
-                   "persistence": persistence.overall(), "fitness_spread": last.get("fitness_spread")}
+    # the last three regenerations' held-out top-1: one regeneration scores only a few paths
+    recent = [record["heldout_top1"] for record in history[-3:] if record.get("heldout_top1") is not None]
+    diagnostics = {"heldout_top1": round(sum(recent) / len(recent), 4) if recent else None,
+                   "chance": round(1.0 / dataset.num_classes, 4), "persistence": persistence.overall(),
+                   "persistence_pairs": persistence.pairs,
+                   "fitness_spread": history[-1].get("fitness_spread") if history else None}
     diagnostics["warning"] = noise_warning(diagnostics["heldout_top1"], dataset.num_classes,
-                                           diagnostics["persistence"], config)
+                                           diagnostics["persistence"], persistence.pairs, config)
     if diagnostics["warning"] and dist.is_main:
         print(f"autospace: warning: evolve: {diagnostics['warning']}", file=sys.stderr, flush=True)
     space = learned_space(skeleton, populations, config, {

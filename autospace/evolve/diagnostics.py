@@ -62,6 +62,11 @@ class FitnessPersistence:
     def overall(self) -> float | None:
         return pearson(self.total)
 
+    @property
+    def pairs(self) -> int:
+        """Cells whose changes were paired over the run (the sample size of `overall`)."""
+        return int(self.total[0])
+
     def state_dict(self, cell_to_dict) -> dict:
         return {"previous": [[layer, cell_to_dict(cell), value] for (layer, cell), value in self.previous.items()],
                 "total": list(self.total)}
@@ -83,16 +88,24 @@ def fitness_spread(layers_fitness: Sequence[Sequence[float]]) -> float | None:
     return sum(spreads) / len(spreads) if spreads else None
 
 
-def noise_warning(heldout_top1: float | None, num_classes: int, persistence: float | None,
+def persistence_threshold(pairs: int) -> float:
+    """The correlation a run must beat to call its fitness changes persistent: two standard errors
+    of a correlation of zero over `pairs` pairs (about 1 / sqrt(n) each), one-sided p < 0.025."""
+    return 2.0 / math.sqrt(pairs) if pairs > 0 else math.inf
+
+
+def noise_warning(heldout_top1: float | None, num_classes: int, persistence: float | None, pairs: int,
                   config) -> str | None:
     """One line when the diagnostics say the fitness is noise, naming the numbers and what helps."""
     chance = 1.0 / num_classes
     reasons = []
     if heldout_top1 is not None and heldout_top1 < chance + CHANCE_MARGIN:
         reasons.append(f"the supernet's held-out top-1 is {100 * heldout_top1:.1f}% (chance {100 * chance:.0f}%)")
-    if persistence is not None and not persistence > 0:
-        reasons.append(f"fitness changes do not persist between windows (correlation {persistence:+.2f}, "
-                       f"signal needs > 0)")
+    threshold = persistence_threshold(pairs)
+    if persistence is None or not persistence > threshold:
+        shown = "n/a" if persistence is None else f"{persistence:+.2f}"
+        reasons.append(f"fitness changes do not persist between windows (correlation {shown} over {pairs} "
+                       f"cells; signal needs > {min(threshold, 1.0):.2f})")
     if not reasons:
         return None
     return ("the fitness looks like noise: " + "; ".join(reasons) + ". The space reflects the budget band and "

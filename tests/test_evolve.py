@@ -163,6 +163,21 @@ def test_regeneration_only_judges_trained_cells_and_keeps_the_family():
     assert children[0].count == 0 and children[0].cell in neighbours(cells[5])
 
 
+def test_populations_stay_distinct_and_sized_through_many_regenerations():
+    """Random fitness and counts, some regenerations with fewer children than planned leavers."""
+    rng, noise = random.Random(4), random.Random(5)
+    band = layer_budgets(preset_skeleton("cifar-small"), 25_000_000, reference_cell(), 1.08, 0.6)[8]
+    population = LayerPopulation(preset_skeleton("cifar-small").searchable_slots()[8], band, 3)
+    population.initialise(10, rng)
+    for round_ in range(300):
+        population.individuals = [replace(ind, fitness=noise.gauss(0, 1), count=noise.choice([0, 3, 50]))
+                                  for ind in population.individuals]
+        population.regenerate(3, 3, 4, 10, round_ < 150, rng)
+        cells = population.cells()
+        assert len(cells) == len(set(cells)) == 10
+        assert any(ind.reference for ind in population.individuals)
+
+
 def test_removal_takes_oldest_past_max_age_first():
     population = _population(size=4)
     cells = population.cells()

@@ -176,8 +176,7 @@ class LayerPopulation:
         parents = [i for i in trained if i not in leaving]
         mean_fitness = sum(ind.fitness for ind in self.individuals) / max(len(self.individuals), 1)
         children: list[Individual] = []
-        survivors = [ind for i, ind in enumerate(self.individuals) if i not in leaving]
-        taken = {ind.cell for ind in survivors}
+        taken = {ind.cell for ind in self.individuals}  # a planned leaver may stay (fewer children)
         attempts = 0
         while parents and len(children) < len(leaving) and attempts < 4 * offspring + 8:
             attempts += 1

@@ -122,9 +122,14 @@ def _finish(axis, title: str, xlabel: str, ylabel: str) -> None:
         axis.legend(fontsize=7)
 
 
-def evolve_curves_png(history: list[dict]) -> bytes | None:
-    """Supernet losses per regeneration, and the best fitness per layer averaged over layers."""
-    figure, (losses, fitness) = _panels(2)
+def evolve_curves_png(history: list[dict], chance: float | None = None) -> bytes | None:
+    """Supernet losses per regeneration, the best fitness per layer averaged over layers, and the
+    supernet's learning curve: held-out top-1 of paths drawn from it against images seen."""
+    figure, (losses, fitness, learning) = _panels(3)
+    drawn_learning = _plot(learning, history, "images_seen", "heldout_top1", "supernet paths (BN recalibrated)", 100)
+    if drawn_learning and chance:
+        learning.axhline(100 * chance, color="grey", linestyle=":", label="chance")
+    _finish(learning, "evolve: does the supernet learn?", "images seen", "held-out top-1 (%)")
     drawn = _plot(losses, history, "step", "weight_loss", "weight loss (train)")
     drawn |= _plot(losses, [r for r in history if r.get("fitness_steps", 1)], "step", "fitness_loss",
                    "fitness loss (held-out)")
@@ -134,7 +139,7 @@ def evolve_curves_png(history: list[dict]) -> bytes | None:
             if "step" in r and r.get("populations") and all(r["populations"])]
     drawn |= _plot(fitness, best, "step", "best", "best fitness, mean over layers")
     _finish(fitness, "evolve: population fitness", "step", "fitness (alpha)")
-    return _png(figure) if drawn else None
+    return _png(figure) if drawn or drawn_learning else None
 
 
 def search_curves_png(records: list[dict], target: int | None) -> bytes | None:
@@ -243,7 +248,9 @@ def _evolve_section(run_dir: Path) -> list[str]:
         return parts + [_note("No evolve stage in this run (a built-in or given space was searched).")]
     space_path = evolve / "space.json"
     history = read_jsonl(evolve / "history.jsonl")
-    curves = evolve_curves_png(history)
+    chance = ((read_optional_json(space_path) or {}).get("metadata", {}).get("fitness_diagnostics") or {}).get(
+        "chance") if space_path.is_file() else None
+    curves = evolve_curves_png(history, chance)
     if curves:
         parts.append(_img(curves, "evolve losses and fitness"))
     if (evolve / "fitness.png").is_file():

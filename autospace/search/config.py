@@ -30,13 +30,13 @@ class SearchConfig:
     data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
+    image_size: int | None = _help("area-resize the images to this side in pixels (a CPU proxy, e.g. 16); "
+                                   "None: as they are", None)
     validation_fraction: float = _help("held-out share of the training images for every search decision", 0.2)
 
     # -- supernet weights ----------------------------------------------------------------------
     epochs: int = _help("passes over the training split", 10)
     batch_size: int = _help("images per step", 128)
-    image_size: int | None = _help("area-resize the images to this side in pixels (a CPU proxy, e.g. 16); "
-                                   "None: as they are", None)
     weight_lr: float = _help("peak SGD learning rate of the supernet weights (cosine to 0)", 0.05)
     weight_momentum: float = _help("SGD (Nesterov) momentum", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)

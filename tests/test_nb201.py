@@ -231,3 +231,30 @@ def test_rank_command_refuses_bad_input(tmp_path, capsys):
     assert main(["nb201", "rank", "--cells", str(cells), "--out", str(tmp_path / "b"),
                  "--set", "image_size=10"]) == 2
     assert "multiple of 4" in capsys.readouterr().err
+
+
+@needs_table
+@pytest.mark.parametrize("script", ["nb201_rank", "nb201_search"])
+def test_bench_scripts_print_one_json_line(tmp_path, script):
+    import os
+    import subprocess
+    import sys
+
+    settings = ["data=synthetic:256,32", f"table={TABLE}", "channels=4", "cells_per_stage=1", "image_size=8",
+                "steps=20", "batch_size=16", "regenerate_every=5", "device=cpu", "population_size=4",
+                "min_trained_steps=1"]
+    command = [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / f"{script}.py"),
+               "--out", str(tmp_path / "run")] + [item for setting in settings for item in ("--set", setting)]
+    if script == "nb201_rank":
+        command += ["--cells", "5"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["bench"] == script
+    if script == "nb201_rank":
+        assert record["cells"] == 5 and -1 <= record["fitness_spearman"] <= 1
+    else:
+        assert record["random"]["evaluated"] == record["dea"]["evaluated"] and "rank" in record["dea"]

@@ -39,6 +39,8 @@ from results_table import markdown_table, read_rows  # noqa: E402
 def run_row(out: Path, config, budget: int, space: str, seed: int, recipe: str, metrics: dict) -> dict:
     """One finished run as a row of rows.jsonl."""
     result = read_optional_json(out / "search" / "result.json") or {}
+    space_metadata = (read_optional_json(out / "evolve" / "space.json") or {}).get("metadata", {})
+    diagnostics = space_metadata.get("fitness_diagnostics") or {}
     hardware = read_optional_json(out / "hardware.json") or metrics.get("hardware") or {}
     stages = {stage: (None if value is None else round(value, 1)) for stage, value in stage_times(out).items()}
     return {
@@ -48,6 +50,9 @@ def run_row(out: Path, config, budget: int, space: str, seed: int, recipe: str, 
         "madds_over_target": result.get("madds_over_target"), "within_budget": result.get("within_budget"),
         "argmax_madds": result.get("argmax_madds"), "fitted_to_budget": result.get("fitted_to_budget"),
         "validation_accuracy": result.get("validation_accuracy"),
+        "evolve_heldout_top1": diagnostics.get("heldout_top1"), "fitness_persistence": diagnostics.get("persistence"),
+        "fitness_noise_warning": bool(diagnostics.get("warning")),
+        "space_uniform_mean_over_budget": (space_metadata.get("space_madds") or {}).get("uniform_mean_over_budget"),
         "stage_seconds": stages, "total_seconds": round(sum(value for value in stages.values() if value), 1),
         "device": hardware.get("device_name", metrics.get("device")), "precision": metrics.get("precision"),
         "train_compile": metrics.get("compile"), "torch_version": hardware.get("torch_version", torch.__version__),

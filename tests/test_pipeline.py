@@ -75,3 +75,16 @@ def test_cli_run_errors(tmp_path, capsys):
     assert "no run" in capsys.readouterr().err
     assert main(["run", "--out", str(tmp_path / "x"), "--set", "evolve.nope=1"]) == 2
     assert "evolve.nope" in capsys.readouterr().err
+
+
+def test_cpu_preset_runs_end_to_end_with_tiny_overrides(tmp_path):
+    """configs/run/cpu.yaml (issue 15's recipe) loads and runs; only sizes are shrunk here."""
+    tiny = OVERRIDES + ["evolve.train_subset=256", "search.train_subset=256", "train.train_subset=256",
+                        "train.eval_every=1", "evolve.warmup_epochs=0.5"]
+    config = load_run_config("cpu", tiny)
+    assert config.evolve.candidates_per_layer == 2 and config.search.arch_every == 1  # preset, then overrides
+    assert load_run_config("cpu", []).evolve.candidates_per_layer == 4
+    metrics = run_pipeline(config, tmp_path / "cpu")
+    assert 0.0 <= metrics["test_top1"] <= 100.0
+    space = json.loads((tmp_path / "cpu" / "evolve" / "space.json").read_text())
+    assert "fitness_diagnostics" in space["metadata"] and "space_madds" in space["metadata"]

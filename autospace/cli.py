@@ -131,10 +131,7 @@ def _command_evolve(args: argparse.Namespace) -> int:
 
         overrides.insert(0, f"budget_madds={parse_madds(args.budget_madds)}")
     args.method = args.method or (_evolve_method_of(Path(args.resume)) if args.resume else "autospace")
-    if args.target_latency_ms is not None and args.method != "nse":
-        raise AutospaceError("--target-latency-ms belongs to --method nse here; the DEA's caps are MAdds (search "
-                             "the learned space with --target-latency-ms)")
-    overrides += _latency_overrides(args, "", params=False)
+    overrides += _latency_overrides(args, "", params=False)  # nse: its squared term; autospace: latency bands
     if args.pool is not None:
         if args.method != "nse":
             raise AutospaceError("--pool belongs to --method nse (the DEA evolves cells, it has no operator pool)")
@@ -190,7 +187,7 @@ def _command_run(args: argparse.Namespace) -> int:
     from autospace.pipeline import RunConfig, load_run_config, run_pipeline
 
     overrides = (_madds_override("budget_madds", args.budget_madds) + _latency_overrides(args, "search.")
-                 + _latency_overrides(args, "nse.", params=False)
+                 + _latency_overrides(args, "nse.", params=False) + _latency_overrides(args, "evolve.", params=False)
                  + _shortcut_overrides(args, ("search_method", "space_method", "data", "data_dir", "device",
                                               "precision", "seed", "tensorboard")))
     if args.skip_nonfinite is not None:  # a setting of every stage
@@ -303,9 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--out", help="run folder to create")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     evolve.add_argument("--pool", help="nse: a space.json whose cells join the operator pool")
-    evolve.add_argument("--target-latency-ms", type=float, help="nse: latency target of its squared term "
-                                                                "(with --latency-table)")
-    evolve.add_argument("--latency-table", help="nse: latency table for --target-latency-ms")
+    evolve.add_argument("--target-latency-ms", type=float, help="latency target (with --latency-table): nse's "
+                                                                "squared term; autospace's per-layer latency bands")
+    evolve.add_argument("--latency-table", help="latency table for --target-latency-ms (autospace: with the open "
+                                                "space's cell components, `autospace latency-table open:PRESET`)")
     _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (autospace) or configs/nse (nse): "
                                     "quick, cifar10; or a YAML path")
     evolve.set_defaults(handler=_command_evolve)

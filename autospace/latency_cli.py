@@ -14,13 +14,32 @@ def _command_latency_table(args: argparse.Namespace) -> int:
 
     require_file_path(args.output, "latency table")
     require_writable_folder(args.output, "latency table", is_file=True)
-    space = table_space(args.space, args.resolution, args.num_classes)
-    table = measure_latency_table(space, args.device, args.batch_size, args.output, threads=args.threads,
-                                  warmup=args.warmup, repeats=args.repeats, precision=args.precision,
-                                  statistic=args.statistic, progress=not args.no_progress,
-                                  rounds=args.rounds)
+    options = dict(threads=args.threads, warmup=args.warmup, repeats=args.repeats, precision=args.precision,
+                   statistic=args.statistic, progress=not args.no_progress, rounds=args.rounds)
+    if args.space.startswith("open:"):  # the open space's cell components (the DEA's latency caps)
+        from autospace.cell_latency_timing import measure_cell_components
+
+        table = measure_cell_components(open_skeleton(args.space[5:], args.resolution, args.num_classes),
+                                        args.device, args.batch_size, args.output, **options)
+    else:
+        space = table_space(args.space, args.resolution, args.num_classes)
+        table = measure_latency_table(space, args.device, args.batch_size, args.output, **options)
     print(json.dumps({"table": args.output, "entries": len(table.entries), "measured_on": table.describe()}))
     return 0
+
+
+def open_skeleton(preset: str, resolution: int | None = None, num_classes: int | None = None):
+    from dataclasses import replace
+
+    from autospace.arch.presets import PRESETS, preset_skeleton
+
+    if preset not in PRESETS:
+        raise AutospaceError(f"open:{preset}: unknown preset {preset!r}; valid: "
+                             f"{', '.join('open:' + name for name in PRESETS)}")
+    changes = {key: value for key, value in (("resolution", resolution), ("num_classes", num_classes))
+               if value is not None}
+    skeleton = preset_skeleton(preset)
+    return replace(skeleton, **changes) if changes else skeleton
 
 
 def add_latency_table_parser(commands) -> None:
@@ -28,7 +47,8 @@ def add_latency_table_parser(commands) -> None:
         "latency-table", help="time every candidate block of a space on a device (a latency lookup table)")
     parser.add_argument("space", metavar="SPACE_OR_PRESET",
                         help="a preset (cifar, cifar-small, imagenet: its manual space), nse:PRESET (NSE's operator "
-                             "pool) or a space.json / run folder")
+                             "pool), open:PRESET (the open space's cell components, for the DEA's latency caps) or "
+                             "a space.json / run folder")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--batch-size", type=int, default=1, help="images per timed pass (default 1)")
     parser.add_argument("-o", "--output", required=True,

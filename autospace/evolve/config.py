@@ -40,6 +40,12 @@ class EvolveConfig:
                              "(1.08: the exported space's uniform-mean network costs about the budget)", 1.08)
     cap_floor: float = _help("the band's floor as a share of its cap tau_l (the reference family is "
                              "admitted whatever the band)", 0.6)
+    target_latency_ms: float | None = _help(
+        "latency target (issue 18): each layer admits cells whose latency, predicted from latency_table's cell "
+        "components, lies in a band placed like the MAdds band; the MAdds band then keeps only its cap; "
+        "None: MAdds only", None)
+    latency_table: str | None = _help("latency table with the open space's cell components (autospace "
+                                      "latency-table open:PRESET) for target_latency_ms", None)
 
     # -- training (step 3) ---------------------------------------------------------------
     epochs: int = _help("passes over the training split", 10)
@@ -103,6 +109,9 @@ class EvolveConfig:
         for name in ("weight_lr", "fitness_lr"):
             if not getattr(self, name) > 0:
                 raise AutospaceError(f"{name} is {getattr(self, name)!r}; it must be > 0")
+        if self.target_latency_ms is not None and not (0 < self.target_latency_ms < float("inf") and self.latency_table):
+            raise AutospaceError(f"target_latency_ms is {self.target_latency_ms!r}; it must be a number of ms > 0, "
+                                 f"with latency_table (made by `autospace latency-table open:PRESET`)")
         if self.candidates_per_layer > self.population_size:
             raise AutospaceError(
                 f"candidates_per_layer ({self.candidates_per_layer}) exceeds population_size "

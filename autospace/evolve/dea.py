@@ -36,6 +36,8 @@ from autospace.checkpoints import require_finite_loss
 from autospace.config import save_config
 from autospace.tensorboard import ScalarMirror
 from autospace.cost.analytic import block_cost
+from autospace.cost.cell_latency import cell_latency_ms
+from autospace.cost.latency import fixed_latency_ms
 from autospace.data import load_dataset, stratified_split
 from autospace.data.stream import BatchStream
 from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
@@ -53,6 +55,9 @@ from autospace.evolve.diagnostics import (
     FitnessPersistence, centred_changes, fitness_spread, noise_warning,
 )
 from autospace.evolve.layer_budget import fixed_madds, layer_budgets, space_madds_summary
+from autospace.evolve.latency_budget import (
+    dea_latency_table, latency_bands, layer_latency_models, space_latency_summary,
+)
 from autospace.evolve.population import LayerPopulation
 from autospace.evolve.report import write_fitness_plot, write_space_table
 from autospace.data import normalize_batch
@@ -164,11 +169,17 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
 
     reference = parse_reference(config.reference)
     budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor)
+    latency_table, latency_models = None, [None] * len(budgets)
+    if config.target_latency_ms is not None:  # issue 18: latency bands from cell components; MAdds a cap
+        latency_table = dea_latency_table(config.latency_table, skeleton)
+        budgets = latency_bands(skeleton, budgets, latency_table, config.target_latency_ms, reference,
+                                config.cap_slack, config.cap_floor)
+        latency_models = layer_latency_models(latency_table, skeleton)
     rng = random.Random(config.seed)                          # population decisions
     sampler = torch.Generator().manual_seed(config.seed + 2)  # gate samples (CPU: no device sync)
     initialiser = torch.Generator().manual_seed(config.seed + 3)  # bank weights, created lazily
-    populations = [LayerPopulation(slot, band, config.max_distance)
-                   for slot, band in zip(skeleton.searchable_slots(), budgets)]
+    populations = [LayerPopulation(slot, band, config.max_distance, model)
+                   for slot, band, model in zip(skeleton.searchable_slots(), budgets, latency_models)]
     persistence = FitnessPersistence()
     diagnostic_batches = fixed_diagnostic_batches(images, dataset, train_indices, validation_indices, config,
                                                   channels_last, device)
@@ -207,6 +218,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                                                checkpoint["bands"]):
             population.load_state(state)
             population.max_distance, population.budget = distance, replace(population.budget, floor=floor, cap=cap)
+        for population, (floor, cap) in zip(populations, checkpoint.get("latency_bands", [])):
+            population.budget = replace(population.budget, latency_floor=floor, latency_cap=cap)
         persistence.load_state_dict(checkpoint["persistence"], cell_from_dict)
         fitness_steps_total = checkpoint["fitness_steps_total"]
         cells = restore_supernet(supernet, checkpoint["supernet"], initialiser)
@@ -356,6 +369,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                     "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
                     "populations": [population.state() for population in populations],
                     "bands": [[p.max_distance, p.budget.floor, p.budget.cap] for p in populations],
+                    "latency_bands": [[p.budget.latency_floor, p.budget.latency_cap] for p in populations],
                     "persistence": persistence.state_dict(cell_to_dict), "fitness_steps_total": fitness_steps_total,
                     "supernet": supernet_snapshot(supernet, cells), "counts": counts,
                     "weight_optimizer": optimizer_state_by_name(supernet, optimizer),
@@ -392,6 +406,15 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     space.metadata["space_madds"] = space_madds_summary(
         fixed_madds(skeleton), [[block_cost(c.block, slot).madds for c in layer] for slot, layer in
                                 zip(slots, space.layers)], config.budget_madds)
+    if latency_table is not None:  # the DEA's own prediction (cell components) against the target
+        layer_ms = [[round(cell_latency_ms(latency_table, c.block.cell, slot), 5) for c in layer]
+                    for slot, layer in zip(slots, space.layers)]
+        space.metadata.update({
+            "layer_latency_bands_ms": [[round(p.budget.latency_floor, 5), round(p.budget.latency_cap, 5)]
+                                       for p in populations],
+            "layer_latency_ms": layer_ms,
+            "space_latency": space_latency_summary(fixed_latency_ms(latency_table, skeleton), layer_ms,
+                                                   config.target_latency_ms)})
 
     def annotate(layer: int, block) -> dict:
         cost = block_cost(block, slots[layer])

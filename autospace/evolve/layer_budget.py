@@ -45,9 +45,13 @@ class LayerBudget:
     cap: int                   # tau_l: no admitted cell costs more
     scaled_reference: Cell     # the largest expansion of the reference within the cap
     family: tuple[Cell, ...]   # reference-family members admitted here (scaled reference first)
+    latency_floor: float = 0.0        # with a latency target (`latency_budget`): the band on predicted ms
+    latency_cap: float | None = None
 
-    def admits(self, cell: Cell, madds: int) -> bool:
-        return self.floor <= madds <= self.cap or cell in self.family
+    def admits(self, cell: Cell, madds: int, latency_ms: float | None = None) -> bool:
+        in_latency = self.latency_cap is None or (latency_ms is not None
+                                                  and self.latency_floor <= latency_ms <= self.latency_cap)
+        return (self.floor <= madds <= self.cap and in_latency) or cell in self.family
 
 
 def reference_family(reference: Cell) -> list[Cell]:

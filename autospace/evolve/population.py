@@ -63,13 +63,15 @@ def neighbours(cell: Cell) -> list[Cell]:
 class LayerPopulation:
     """The population of one searchable layer."""
 
-    def __init__(self, slot: LayerSlot, budget: LayerBudget, max_distance: int):
+    def __init__(self, slot: LayerSlot, budget: LayerBudget, max_distance: int, latency=None):
         self.slot = slot
         self.budget = budget
         self.reference = budget.scaled_reference  # the d_H <= delta constraint centres on it
         self.max_distance = max_distance
         self.individuals: list[Individual] = []
         self._madds: dict[Cell, int] = {}
+        self._latency_model = latency  # cell -> predicted ms at this layer (a latency target), or None
+        self._latency: dict[Cell, float] = {}
 
     # -- constraints ---------------------------------------------------------
     def madds(self, cell: Cell) -> int:
@@ -77,8 +79,15 @@ class LayerPopulation:
             self._madds[cell] = cell_madds(cell, self.slot)
         return self._madds[cell]
 
+    def latency_ms(self, cell: Cell) -> float | None:
+        if self._latency_model is None:
+            return None
+        if cell not in self._latency:
+            self._latency[cell] = self._latency_model(cell)
+        return self._latency[cell]
+
     def admissible(self, cell: Cell, constrain_to_reference: bool) -> bool:
-        if cell.is_empty() or not self.budget.admits(cell, self.madds(cell)):
+        if cell.is_empty() or not self.budget.admits(cell, self.madds(cell), self.latency_ms(cell)):
             return False
         if constrain_to_reference and hamming(cell, self.reference) > self.max_distance:
             return False
@@ -103,12 +112,15 @@ class LayerPopulation:
             if tries > max_tries:
                 if self.max_distance < len(EDGES) + 2:
                     self.max_distance += 1
-                elif self.budget.floor > 0:  # a narrow band of a small layer: widen it downwards
-                    self.budget = replace(self.budget, floor=int(self.budget.floor * 0.8))
+                elif self.budget.floor > 0 or self.budget.latency_floor > 0:  # a narrow band: widen it downwards
+                    self.budget = replace(self.budget, floor=int(self.budget.floor * 0.8),
+                                          latency_floor=self.budget.latency_floor * 0.8
+                                          if self.budget.latency_floor > 1e-4 else 0.0)
                 elif self.budget.cap < 1000 * self.madds(self.reference):
                     # A budget near the skeleton's cheapest network: too few cells fit at all. The layer
                     # gets a higher cap (space.json's space_madds then says the space is over the budget).
-                    self.budget = replace(self.budget, cap=int(self.budget.cap * 1.25) + 1)
+                    latency_cap = None if self.budget.latency_cap is None else self.budget.latency_cap * 1.25
+                    self.budget = replace(self.budget, cap=int(self.budget.cap * 1.25) + 1, latency_cap=latency_cap)
                 else:
                     raise AutospaceError(
                         f"layer {self.slot.index}: found only {len(self.individuals)} of {size} distinct cells; "
@@ -195,7 +207,7 @@ class LayerPopulation:
         return children
 
     def _admissible_child(self, cell: Cell, constrain_to_reference: bool) -> bool:
-        if cell.is_empty() or not self.budget.admits(cell, self.madds(cell)):
+        if cell.is_empty() or not self.budget.admits(cell, self.madds(cell), self.latency_ms(cell)):
             return False
         return not (constrain_to_reference and hamming(cell, self.reference) > self.max_distance)
 

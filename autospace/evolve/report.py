@@ -22,6 +22,13 @@ def write_space_table(path: Path, space: SearchSpace) -> None:
                   f"{summary['cheapest_madds'] / 1e6:.2f}M ({summary['cheapest_over_budget']:.2f}x the budget), "
                   f"uniform-mean {summary['uniform_mean_madds'] / 1e6:.2f}M ({summary['uniform_mean_over_budget']:.2f}x), "
                   f"costliest {summary['costliest_madds'] / 1e6:.2f}M ({summary['costliest_over_budget']:.2f}x).", ""]
+    latency = space.metadata.get("space_latency")
+    if latency:  # issue 18: the DEA's latency target, predicted from the table's cell components
+        lines += [f"Latency target {latency['target_latency_ms']} ms; predicted (cell components): cheapest "
+                  f"{latency['cheapest_latency_ms']:.3f} ms ({latency['cheapest_over_target']:.2f}x the target), "
+                  f"uniform-mean {latency['uniform_mean_latency_ms']:.3f} ms "
+                  f"({latency['uniform_mean_over_target']:.2f}x), costliest {latency['costliest_latency_ms']:.3f} ms "
+                  f"({latency['costliest_over_target']:.2f}x).", ""]
     diagnostics = space.metadata.get("fitness_diagnostics")
     if diagnostics:
         top1, persistence = diagnostics.get("heldout_top1"), diagnostics.get("persistence")

@@ -7,10 +7,13 @@ Trains, on the same data, split, initialisation scheme and learning-rate schedul
   population, one path drawn uniformly per step (the DEA's warm-up);
 - `dea-fair`: the same, FairNAS-style strict fairness: every step runs each layer's M cells
   once (a random permutation per layer), gradients accumulated, one update;
+- `dea-fixed`: the DEA supernet trained on one fixed path only (`--fixed-path K`: each layer's
+  K-th cell), a check that the supernet code itself learns like a stand-alone network;
+- `dea-independent`: the same cells with independent weights per cell (no weight bank), to
+  see what the bank's sharing does;
 - `search`: the listed-space supernet of the manual space (ProxylessNAS's, zero included),
   one uniform path per step;
-- `search-fair`: the same with strict fairness;
-- `dea-shared-bn` ... see --variants for all names.
+- `search-fair`: the same with strict fairness.
 At each checkpoint every supernet is scored by `--eval-paths` paths drawn uniformly (a fixed
 generator), each after BN recalibration on fixed training batches, on a fixed held-out set.
 Rows give images seen and forward-backward passes (fair variants spend M passes per step).
@@ -30,7 +33,8 @@ import torch.nn.functional as functional
 
 from autospace.arch.cell import reference_cell
 from autospace.arch.presets import preset_skeleton
-from autospace.arch.space import manual_space
+from autospace.arch.blocks import CellBlock
+from autospace.arch.space import Candidate, SearchSpace, manual_space
 from autospace.cost.units import parse_madds
 from autospace.data import load_dataset, normalize_batch, stratified_split
 from autospace.data.stream import BatchStream
@@ -41,13 +45,18 @@ from autospace.nn.block_supernet import BlockSupernet
 from autospace.nn.supernet import CellSupernet
 from autospace.train.optim import learning_rate_at
 
-VARIANTS = ("standalone", "dea", "dea-fair", "search", "search-fair")
+VARIANTS = ("standalone", "dea", "dea-fair", "dea-fixed", "dea-independent", "search", "search-fair")
 
 
 def build(variant: str, skeleton, args, generator: torch.Generator):
     """(supernet, candidates per layer) for one variant."""
     if variant.startswith("search"):
         supernet = BlockSupernet(manual_space(skeleton, with_zero=False), generator)
+        return supernet, supernet.num_choices()
+    if variant == "dea-independent":
+        cell_supernet, _ = build("dea", skeleton, args, generator)
+        layers = tuple(tuple(Candidate(CellBlock(cell)) for cell in layer) for layer in cell_supernet.candidates())
+        supernet = BlockSupernet(SearchSpace(skeleton=skeleton, layers=layers), generator, add_zero=False)
         return supernet, supernet.num_choices()
     bands = layer_budgets(skeleton, parse_madds(args.budget_madds), reference_cell(), 1.08, 0.6)
     rng = random.Random(args.seed)
@@ -68,11 +77,13 @@ def weight_parameters(supernet) -> list:
     return supernet.weight_parameters()
 
 
-def heldout_top1(supernet, counts, recalibration, held_out, paths_to_score: int, seed: int) -> float:
+def heldout_top1(supernet, counts, recalibration, held_out, paths_to_score: int, seed: int,
+                 fixed_path: int | None = None) -> float:
     generator = torch.Generator().manual_seed(seed)
     scores = []
-    for _ in range(paths_to_score if max(counts) > 1 else 1):
-        choice = [int(torch.randint(count, (1,), generator=generator)) for count in counts]
+    for _ in range(paths_to_score if max(counts) > 1 and fixed_path is None else 1):
+        choice = ([min(fixed_path, count - 1) for count in counts] if fixed_path is not None else
+                  [int(torch.randint(count, (1,), generator=generator)) for count in counts])
         paths = [((index,), index) for index in choice]
         recalibrate_batch_norm(supernet, recalibration, lambda inputs, paths=paths: supernet(inputs, paths))
         supernet.eval()
@@ -122,7 +133,8 @@ def train_variant(variant: str, dataset, split, skeleton, args) -> dict:
                 (loss / rounds).backward()
                 passes += 1
         else:
-            choice = [int(torch.randint(count, (1,), generator=sampler)) for count in counts]
+            choice = ([min(args.fixed_path, count - 1) for count in counts] if variant == "dea-fixed" else
+                      [int(torch.randint(count, (1,), generator=sampler)) for count in counts])
             loss = functional.cross_entropy(supernet(inputs, [((i,), i) for i in choice]), labels,
                                             label_smoothing=0.1)
             loss.backward()
@@ -133,7 +145,8 @@ def train_variant(variant: str, dataset, split, skeleton, args) -> dict:
             rows.append({"step": step + 1, "images": (step + 1) * args.batch_size, "passes": passes,
                          "train_loss": round(sum(running[-30:]) / len(running[-30:]), 4),
                          "heldout_top1": heldout_top1(supernet, counts, recalibration, held_out, args.eval_paths,
-                                                      args.seed + 99),
+                                                      args.seed + 99,
+                                                      args.fixed_path if variant == "dea-fixed" else None),
                          "seconds": round(time.perf_counter() - started, 1)})
             print(json.dumps({"variant": variant, **rows[-1]}), flush=True, file=__import__("sys").stderr)
     return {"candidates": counts[0] if len(set(counts)) == 1 else counts, "curve": rows}
@@ -156,6 +169,7 @@ def main() -> None:
     parser.add_argument("--eval-images", type=int, default=1000)
     parser.add_argument("--recal-batches", type=int, default=4)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--fixed-path", type=int, default=0, help="dea-fixed: train (and score) each layer's K-th cell")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.checkpoints = sorted(set(args.checkpoints) | {args.steps})
@@ -169,6 +183,7 @@ def main() -> None:
     started = time.perf_counter()
     results = {variant: train_variant(variant, dataset, split, skeleton, args) for variant in args.variants}
     print(json.dumps({"bench": "supernet_learning", "data": args.data, "preset": args.preset,
+                      "candidates": args.candidates, "fixed_path": args.fixed_path,
                       "resolution": dataset.resolution, "train_subset": args.train_subset,
                       "batch_size": args.batch_size, "lr": args.lr, "steps": args.steps,
                       "chance": round(1.0 / dataset.num_classes, 3), "threads": torch.get_num_threads(),

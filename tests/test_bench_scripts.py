@@ -139,3 +139,21 @@ def test_gpu_session_script_smoke_runs_every_step(tmp_path):
     assert {"train_speed.jsonl", "evolve_speed.jsonl", "pipeline.json", "pipeline_logs.tar.gz"} <= set(
         path.name for path in out.iterdir())
     assert json.loads((out / "pipeline.json").read_text())["bench"] == "pipeline"
+
+
+def test_supernet_learning_prints_one_json_line_with_a_curve_per_variant():
+    command = [sys.executable, str(ROOT / "bench" / "supernet_learning.py"), "--data", "synthetic:300,60",
+               "--train-subset", "200", "--steps", "4", "--checkpoints", "2", "--eval-images", "40",
+               "--recal-batches", "1", "--eval-paths", "1", "--candidates", "3",
+               "--variants", "standalone", "dea", "dea-fair", "dea-fixed", "dea-independent", "search"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    (line,) = result.stdout.strip().splitlines()
+    row = json.loads(line)
+    assert row["bench"] == "supernet_learning" and set(row["variants"]) == {
+        "standalone", "dea", "dea-fair", "dea-fixed", "dea-independent", "search"}
+    for name, variant in row["variants"].items():
+        assert [point["step"] for point in variant["curve"]] == [2, 4]
+        assert all(0.0 <= point["heldout_top1"] <= 1.0 for point in variant["curve"])
+    assert row["variants"]["dea-fair"]["curve"][-1]["passes"] == 4 * 3  # every cell of a layer once per step
+    assert row["variants"]["dea"]["curve"][-1]["passes"] == 4

@@ -9,7 +9,7 @@ layer), predicts each one's latency from the components and measures it whole un
 the table's conditions. Prints the Spearman rank correlation and the mean relative
 error, and the load average before and after.
 
-    python bench/cell_latency.py cifar-small --table runs/lat/open.json --target-latency-ms 3
+    python bench/cell_latency.py cifar-small --table runs/lat/open.json --target-latency-ms 2.5 3.5 5
 """
 
 from __future__ import annotations
@@ -58,7 +58,10 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset", help="skeleton preset (cifar-small, cifar, imagenet)")
     parser.add_argument("--table", required=True, help="latency table with the open space's cell components")
-    parser.add_argument("--target-latency-ms", type=float, required=True)
+    parser.add_argument("--target-latency-ms", type=float, nargs="+", required=True,
+                        help="one or more targets: the networks are drawn from each target's populations in turn "
+                             "(at one target they all cost about the same, and a rank correlation over a spread "
+                             "of a few percent measures the timing noise)")
     parser.add_argument("--networks", type=int, default=30)
     parser.add_argument("--regenerations", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=50, help="timed passes per network and round")
@@ -78,7 +81,10 @@ def main(argv=None) -> dict:
     started = time.perf_counter()
     skeleton = preset_skeleton(args.preset)
     table = dea_latency_table(args.table, skeleton)
-    networks = dea_networks(skeleton, table, args.target_latency_ms, args.networks, args.regenerations, args.seed)
+    networks = []
+    for position, target in enumerate(args.target_latency_ms):
+        share = args.networks // len(args.target_latency_ms) + (position < args.networks % len(args.target_latency_ms))
+        networks += dea_networks(skeleton, table, target, share, args.regenerations, args.seed + position)
     predicted = [cell_network_latency_ms(table, network) for network in networks]
     # without the fitted parts (per-part dispatch, network overhead): what the calibration adds
     raw = [fixed_latency_ms(table, network) + sum(raw_cell_latency_ms(table, layer.block.cell, slot)

@@ -116,7 +116,9 @@ class LayerPopulation:
                     self.budget = replace(self.budget, floor=int(self.budget.floor * 0.8),
                                           latency_floor=self.budget.latency_floor * 0.8
                                           if self.budget.latency_floor > 1e-4 else 0.0)
-                elif self.budget.cap < 1000 * self.madds(self.reference):
+                elif self.budget.cap < 1000 * self.madds(self.reference) or (
+                        self.budget.latency_cap is not None
+                        and self.budget.latency_cap < 1000 * self.latency_ms(self.reference)):
                     # A budget near the skeleton's cheapest network: too few cells fit at all. The layer
                     # gets a higher cap (space.json's space_madds then says the space is over the budget).
                     latency_cap = None if self.budget.latency_cap is None else self.budget.latency_cap * 1.25

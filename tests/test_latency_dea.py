@@ -106,15 +106,20 @@ def test_population_with_a_latency_band_only_admits_cells_within_it_over_many_re
     assert born > 500
 
 
-def test_evolve_with_a_latency_target_writes_a_space_within_its_latency_bands(tmp_path):
+def latency_config(tmp_path) -> EvolveConfig:
     skeleton = preset_skeleton("cifar-small", num_classes=10, in_channels=3, resolution=32)
     table = component_table(skeleton)
     save_table(tmp_path / "t.json", table)
-    target = round(reference_target_ms(table, skeleton), 3)
-    config = EvolveConfig(data="synthetic:256,64", preset="cifar-small", budget_madds=200_000_000, epochs=1,
-                          batch_size=32, population_size=5, candidates_per_layer=2, top_k=2, regenerate_every=3,
-                          warmup_epochs=0.5, device="cpu", progress=False, target_latency_ms=target,
-                          latency_table=str(tmp_path / "t.json"), diagnostic_paths=0)
+    return EvolveConfig(data="synthetic:256,64", preset="cifar-small", budget_madds=200_000_000, epochs=1,
+                        batch_size=32, population_size=5, candidates_per_layer=2, top_k=2, regenerate_every=3,
+                        warmup_epochs=0.5, device="cpu", progress=False,
+                        target_latency_ms=round(reference_target_ms(table, skeleton), 3),
+                        latency_table=str(tmp_path / "t.json"), diagnostic_paths=0)
+
+
+def test_evolve_with_a_latency_target_writes_a_space_within_its_latency_bands(tmp_path):
+    config = latency_config(tmp_path)
+    target = config.target_latency_ms
     space = evolve("autospace", config, tmp_path / "run")
     metadata = json.loads((tmp_path / "run" / "space.json").read_text())["metadata"]
     bands, latencies = metadata["layer_latency_bands_ms"], metadata["layer_latency_ms"]
@@ -128,15 +133,45 @@ def test_evolve_with_a_latency_target_writes_a_space_within_its_latency_bands(tm
     assert f"Latency target {target} ms" in (tmp_path / "run" / "space.md").read_text()
 
 
+def test_evolve_with_a_latency_target_resumes_to_the_same_space(tmp_path):
+    from autospace.evolve.dea import evolve_autospace
+
+    config = latency_config(tmp_path)
+    evolve("autospace", config, tmp_path / "whole")
+    assert evolve_autospace(config, tmp_path / "killed", stop_after_regeneration=1) is None
+    evolve("autospace", config, tmp_path / "killed", resume=True)
+    whole, resumed = (json.loads((tmp_path / name / "space.json").read_text()) for name in ("whole", "killed"))
+    assert resumed["layers"] == whole["layers"]
+    assert resumed["metadata"]["layer_latency_bands_ms"] == whole["metadata"]["layer_latency_bands_ms"]
+
+
 def test_cli_evolve_latency_target_bad_input_is_one_line(tmp_path, capsys):
     base = ["evolve", "--method", "autospace", "--data", "synthetic:128,32", "--preset", "cifar-small",
             "--device", "cpu", "--target-latency-ms", "3", "--set", "batch_size=16"]
     assert main(base + ["--out", str(tmp_path / "a")]) == 2
     error = capsys.readouterr().err.strip()
-    assert "latency_table" in error and len(error.splitlines()) == 1
+    assert "latency_table" in error and len(error.splitlines()) == 1  # the config's check: the DEA takes the target
     other = component_table(preset_skeleton("cifar-small"), device="cuda:0", device_name="H200")
     other = LatencyTable(**{**other.conditions(), "entries": {}})  # lacks every component
     save_table(tmp_path / "gpu.json", other)
     assert main(base + ["--latency-table", str(tmp_path / "gpu.json"), "--out", str(tmp_path / "b")]) == 2
     error = capsys.readouterr().err.strip()
     assert "cuda:0 (H200)" in error and "open:PRESET" in error and len(error.splitlines()) == 1
+
+
+def test_measured_component_table_covers_every_layer_resumes_and_refuses_another_batch_size(tmp_path):
+    from autospace.cell_latency_timing import measure_cell_components
+    from autospace.cost.cell_latency import missing_components
+
+    skeleton = preset_skeleton("cifar-small", resolution=16)
+    out = tmp_path / "open.json"
+    table = measure_cell_components(skeleton, "cpu", 1, out, warmup=0, repeats=1, rounds=1, progress=False)
+    assert not missing_components(table, skeleton.searchable_slots())
+    assert all(key in table.entries for key in fixed_keys(skeleton))
+    assert all(table.entries[scale_key(slot)].median_ms > 0 for slot in skeleton.searchable_slots())
+    again = measure_cell_components(skeleton, "cpu", 1, out, warmup=0, repeats=1, rounds=1, progress=False)
+    assert again == table  # nothing missing: nothing measured
+    from autospace.errors import AutospaceError
+
+    with pytest.raises(AutospaceError, match="batch size 1, but this is .* at batch size 2"):
+        measure_cell_components(skeleton, "cpu", 2, out, warmup=0, repeats=1, rounds=1, progress=False)

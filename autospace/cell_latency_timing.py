@@ -31,7 +31,7 @@ from autospace.cost.latency import (
 )
 from autospace.device import resolve_device, resolve_precision
 from autospace.errors import AutospaceError
-from autospace.latency_timing import network_keys, summarise, table_conditions, time_segments
+from autospace.latency_timing import network_keys, restores_torch_threads, summarise, table_conditions, time_segments
 
 CALIBRATION_NETWORKS = 12  # whole networks of light cells that fit the scale
 RANDOM_PROBES = 12  # cells drawn from the open space besides the all-one-operator probes: the fit sees real cells
@@ -126,6 +126,7 @@ def calibration_networks(skeleton: Skeleton, table: LatencyTable, count: int = C
     return [skeleton.network([CellBlock(rng.choice(cells)) for cells in lighter]) for _ in range(count)]
 
 
+@restores_torch_threads
 def measure_cell_components(skeleton: Skeleton, device: str = "cpu", batch_size: int = 1,
                             out: str | Path | None = None, threads: int = 1, warmup: int = 10, repeats: int = 50,
                             precision: str = "fp32", statistic: str = "min", progress: bool = True,

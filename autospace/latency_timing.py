@@ -34,6 +34,21 @@ from autospace.errors import AutospaceError
 
 
 
+def restores_torch_threads(function):
+    """Timing runs with the table's thread count; the caller's own count comes back afterwards
+    (a process that times a table and then trains must not train on one thread)."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        threads = torch.get_num_threads()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return wrapper
+
+
 def time_module(module: nn.Module, input_shape: Sequence[int], device: torch.device, warmup: int, repeats: int,
                 autocast_dtype=None) -> LatencyEntry:
     """Median, interquartile range and minimum of `repeats` timed forward passes, in milliseconds."""
@@ -135,6 +150,7 @@ def table_conditions(device: torch.device, batch_size: int, threads: int, precis
             "channels_last": True, "warmup": warmup, "statistic": statistic}
 
 
+@restores_torch_threads
 def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
                           threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
                           statistic: str = "min", progress: bool = True, rounds: int = 3) -> LatencyTable:
@@ -209,6 +225,7 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
     return table
 
 
+@restores_torch_threads
 def measure_network_ms(network, table: LatencyTable, warmup: int | None = None, repeats: int = 50) -> float:
     """The whole network's median time, under the table's conditions (device, batch, threads, precision)."""
     from autospace.nn import build_network

@@ -232,3 +232,15 @@ def test_nse_with_a_latency_target_runs_and_measures_missing_entries(tmp_path):
     space = evolve_nse(config, tmp_path / "nse")
     assert space is not None
     assert len(load_table(table).entries) > len(fake_table(small_space()).entries)  # the pool's entries were added
+
+
+def test_timing_a_table_restores_the_callers_thread_count():
+    """A table is timed on its own thread count; the process keeps its own afterwards (tests that train
+    after this one in the same process must not silently run on one thread)."""
+    import torch
+
+    from autospace.latency_timing import restores_torch_threads
+
+    before = torch.get_num_threads()
+    restores_torch_threads(lambda: torch.set_num_threads(1))()
+    assert torch.get_num_threads() == before

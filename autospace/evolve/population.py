@@ -103,8 +103,8 @@ class LayerPopulation:
 
         Where the band holds too few cells within delta of the reference (a budget far above the
         reference's cost), delta grows one step at a time for this layer until the population fills;
-        where even the whole band holds too few (a small layer), its floor is lowered, and at a
-        budget near the skeleton's cheapest network, its cap is raised."""
+        where even the whole band holds too few (a small layer), its floor is lowered; a MAdds budget
+        that still leaves too few cells is refused (a latency cap is raised instead)."""
         self.individuals = [Individual(cell, reference=True) for cell in self.budget.family[:size]]
         tries = 0
         while len(self.individuals) < size:
@@ -116,17 +116,15 @@ class LayerPopulation:
                     self.budget = replace(self.budget, floor=int(self.budget.floor * 0.8),
                                           latency_floor=self.budget.latency_floor * 0.8
                                           if self.budget.latency_floor > 1e-4 else 0.0)
-                elif self.budget.cap < 1000 * self.madds(self.reference) or (
-                        self.budget.latency_cap is not None
-                        and self.budget.latency_cap < 1000 * self.latency_ms(self.reference)):
-                    # A budget near the skeleton's cheapest network: too few cells fit at all. The layer
-                    # gets a higher cap (space.json's space_madds then says the space is over the budget).
-                    latency_cap = None if self.budget.latency_cap is None else self.budget.latency_cap * 1.25
-                    self.budget = replace(self.budget, cap=int(self.budget.cap * 1.25) + 1, latency_cap=latency_cap)
-                else:
+                elif (self.budget.latency_cap is not None
+                      and self.budget.latency_cap < 1000 * self.latency_ms(self.reference)):
+                    # A latency target near the skeleton's fastest network: the layer gets a higher latency
+                    # cap (space.json's space_latency then says the space is over the target).
+                    self.budget = replace(self.budget, latency_cap=self.budget.latency_cap * 1.25)
+                else:  # a MAdds budget no population of distinct cells can meet: refuse, never exceed it
                     raise AutospaceError(
-                        f"layer {self.slot.index}: found only {len(self.individuals)} of {size} distinct cells; "
-                        f"lower the population size")
+                        f"layer {self.slot.index}: only {len(self.individuals)} of {size} distinct cells fit under "
+                        f"the layer's MAdds cap {self.budget.cap:,}; raise the budget or lower population_size")
                 tries = 0
             cell = self.reference
             for _ in range(rng.randint(1, self.max_distance)):

@@ -31,7 +31,7 @@ from autospace.cost.latency import (
 )
 from autospace.device import resolve_device, resolve_precision
 from autospace.errors import AutospaceError
-from autospace.latency_timing import network_keys, restores_torch_threads, summarise, table_conditions, time_segments
+from autospace.latency_timing import network_keys, open_table, restores_torch_threads, summarise, table_conditions, time_segments
 
 CALIBRATION_NETWORKS = 12  # whole networks of light cells that fit the scale
 RANDOM_PROBES = 12  # cells drawn from the open space besides the all-one-operator probes: the fit sees real cells
@@ -143,30 +143,8 @@ def measure_cell_components(skeleton: Skeleton, device: str = "cpu", batch_size:
        alone overshot whole networks of light cells by ~10-15% (the clock reads around every part cost
        time a real pass does not spend), and the probe networks' own whole passes, several times longer,
        gathered other jobs' time that their short segments escaped, so they are no ground for a fit."""
-    from autospace.cost.latency import STATISTICS
-
-    for name, value, least in (("batch size", batch_size, 1), ("threads", threads, 1), ("repeats", repeats, 1),
-                               ("warmup", warmup, 0), ("rounds", rounds, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise AutospaceError(f"{name} is {value!r}; it must be an integer >= {least}")
-    if statistic not in STATISTICS:
-        raise AutospaceError(f"statistic {statistic!r} is unknown; valid: {', '.join(STATISTICS)}")
-    device = resolve_device(device)
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    else:
-        threads = torch.get_num_threads()
-    autocast_dtype = resolve_precision(precision, device)
-    precision = "bf16" if autocast_dtype is not None else "fp32"
-    table = LatencyTable(**table_conditions(device, batch_size, threads, precision, warmup, statistic))
-    if out is not None and Path(out).exists():
-        old = load_table(out)
-        require_same_conditions(old, table.device, table.device_name, batch_size, str(out))
-        if (old.threads, old.precision) != (threads, precision):
-            raise AutospaceError(f"{out} was measured with {old.threads} thread(s) in {old.precision}, not "
-                                 f"{threads} in {precision}; use --threads {old.threads} --precision "
-                                 f"{old.precision} or another output file")
-        table = old
+    device, autocast_dtype, table = open_table(out, device, batch_size, threads, warmup, repeats, precision,
+                                               statistic, rounds)
     slots = skeleton.searchable_slots()
     scales = {scale_key(slot) for slot in slots}
     components = [key for key in missing_components(table, slots) if key not in scales]

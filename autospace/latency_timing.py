@@ -150,22 +150,11 @@ def table_conditions(device: torch.device, batch_size: int, threads: int, precis
             "channels_last": True, "warmup": warmup, "statistic": statistic}
 
 
-@restores_torch_threads
-def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
-                          threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
-                          statistic: str = "min", progress: bool = True, rounds: int = 3) -> LatencyTable:
-    """Time what `space` needs that `out` does not hold yet; returns (and writes) the whole table.
-
-    Entries are timed inside probe networks (`probe_networks`), each segment of a forward pass on its
-    own clock reads: a block timed alone, its input and weights hot in the cache, runs faster than in a
-    network (measured here: the sum of isolated times fell 20% short of whole networks, in context 6%).
-    Samples of one key from several layers and probes are pooled. The `network overhead` entry is what a
-    whole pass took beyond the sum of its segments' entries (median over the probes), so the sum of a
-    network's entries predicts its whole time. `statistic` "min" (default) is the figure predictions use:
-    other jobs on a shared CPU only ever add time, and the minimum of many repeats is least touched by
-    them; "median" where the device is quiet. The probes are timed in `rounds` passes over all of them,
-    so that a burst of other work spoils one round's samples of a key, not all of them."""
-    from autospace.cost.latency import OVERHEAD_KEY, STATISTICS, network_latency_ms
+def open_table(out, device: str, batch_size: int, threads: int, warmup: int, repeats: int, precision: str,
+               statistic: str, rounds: int):
+    """Check the timing arguments, set this process's threads for timing, and return (device, autocast
+    dtype, table): the table at `out` to extend (refused when measured under other conditions), or a new one."""
+    from autospace.cost.latency import STATISTICS
 
     for name, value, least in (("batch size", batch_size, 1), ("threads", threads, 1), ("repeats", repeats, 1),
                                ("warmup", warmup, 0), ("rounds", rounds, 1)):
@@ -189,6 +178,28 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
                                  f"{threads} in {precision}; use --threads {old.threads} --precision "
                                  f"{old.precision} or another output file")
         table = old
+    return device, autocast_dtype, table
+
+
+@restores_torch_threads
+def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
+                          threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
+                          statistic: str = "min", progress: bool = True, rounds: int = 3) -> LatencyTable:
+    """Time what `space` needs that `out` does not hold yet; returns (and writes) the whole table.
+
+    Entries are timed inside probe networks (`probe_networks`), each segment of a forward pass on its
+    own clock reads: a block timed alone, its input and weights hot in the cache, runs faster than in a
+    network (measured here: the sum of isolated times fell 20% short of whole networks, in context 6%).
+    Samples of one key from several layers and probes are pooled. The `network overhead` entry is what a
+    whole pass took beyond the sum of its segments' entries (median over the probes), so the sum of a
+    network's entries predicts its whole time. `statistic` "min" (default) is the figure predictions use:
+    other jobs on a shared CPU only ever add time, and the minimum of many repeats is least touched by
+    them; "median" where the device is quiet. The probes are timed in `rounds` passes over all of them,
+    so that a burst of other work spoils one round's samples of a key, not all of them."""
+    from autospace.cost.latency import OVERHEAD_KEY, network_latency_ms
+
+    device, autocast_dtype, table = open_table(out, device, batch_size, threads, warmup, repeats, precision,
+                                               statistic, rounds)
     probes = [network for network in probe_networks(space)
               if any(key is not None and key not in table.entries for key in network_keys(network))]
     bar = None

@@ -226,6 +226,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         sync_batch_layers(dist, supernet)
         initialiser.set_state(checkpoint["initialiser"])
         counts = checkpoint["counts"]
+        others = other_counts(populations, cells)  # fixed until the next write-back
         optimizer = weight_optimizer(supernet, config)
         load_optimizer_state_by_name(supernet, optimizer, checkpoint["weight_optimizer"])
         train_stream.load_state_dict(checkpoint["train_stream"])
@@ -241,6 +242,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         for population in populations:
             population.initialise(config.population_size, rng)
         cells, counts = rebuild(uniform=True)
+        others = other_counts(populations, cells)  # fixed until the next write-back
         optimizer = weight_optimizer(supernet, config)
     alpha_optimizer = fitness_optimizer(supernet, config)
 
@@ -295,9 +297,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             average_tensors(dist, gradients)  # each rank's loss is on its slice of the held-out batch
             if guard.accept(fitness_loss, gradients, f"the fitness step after weight step {step + 1}"):
                 old_alphas = [alpha.detach().clone() for alpha in supernet.alphas()]
-                factors = [count_compensation(layer_counts, (others + sum(layer_counts)) / len(population.individuals))
-                           for layer_counts, others, population in zip(counts, other_counts(populations, cells),
-                                                                       populations)]
+                factors = [count_compensation(layer_counts, (rest + sum(layer_counts)) / len(population.individuals))
+                           for layer_counts, rest, population in zip(counts, others, populations)]
                 compensated_fitness_step(alpha_optimizer, supernet.alphas(), gradients, factors)
                 supernet.rescale_after_step(old_alphas, paths)
                 running_fitness_loss += fitness_loss.detach()
@@ -349,6 +350,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                         population.regenerate(config.offspring, config.tournament_size, config.max_age,
                                               config.min_steps, constrained, rng)
                 cells, counts = rebuild(uniform=not fitness_steps_total)
+                others = other_counts(populations, cells)  # fixed until the next write-back
                 optimizer = weight_optimizer(supernet, config, previous=optimizer)
                 alpha_optimizer = fitness_optimizer(supernet, config)
             if dist.is_main:
@@ -441,8 +443,9 @@ def learned_space(skeleton, populations: list[LayerPopulation], config: EvolveCo
 
 def other_counts(populations: list[LayerPopulation], cells: list[list[Cell]]) -> list[int]:
     """Per layer, the training counts of the population's cells that are not in the supernet."""
-    return [sum(ind.count for ind in population.individuals if ind.cell not in set(layer_cells))
-            for population, layer_cells in zip(populations, cells)]
+    in_supernet = [set(layer_cells) for layer_cells in cells]
+    return [sum(ind.count for ind in population.individuals if ind.cell not in chosen)
+            for population, chosen in zip(populations, in_supernet)]
 
 
 def cell_from_dict(entry: dict) -> Cell:

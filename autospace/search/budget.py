@@ -167,13 +167,7 @@ def most_probable_in_band(log_probabilities: Sequence[Sequence[float]], candidat
     finals = [key for key, (_, total, _, _) in states.items() if lower <= total <= target]
     if not finals:
         return choice
-    key = max(finals, key=lambda k: (states[k][0], -states[k][1]))
-    picked = []
-    for grown in reversed(history):
-        _, _, parent, index = grown[key]
-        picked.append(index)
-        key = parent
-    return tuple(reversed(picked))
+    return trace_back(history, max(finals, key=lambda k: (states[k][0], -states[k][1])))
 
 
 def most_probable_within_budget(log_probabilities: Sequence[Sequence[float]],
@@ -218,10 +212,15 @@ def most_probable_within_budget(log_probabilities: Sequence[Sequence[float]],
                 front.append(state)
                 best = state[1]
         fronts.append(front)
-    position = max(range(len(front)), key=lambda k: (front[k][1], -front[k][0]))
-    choice = []
-    for layer_front in reversed(fronts):
-        _, _, parent, index = layer_front[position]
-        choice.append(index)
-        position = parent
-    return tuple(reversed(choice))
+    return trace_back(fronts, max(range(len(front)), key=lambda k: (front[k][1], -front[k][0])))
+
+
+def trace_back(layers: Sequence, last) -> tuple[int, ...]:
+    """The choice ending in state `last` of the final layer, read back through the states' parents.
+    `layers[l]` maps a state key to (..., parent key in layers[l - 1], candidate index of layer l)."""
+    picked = []
+    for states in reversed(layers):
+        *_, parent, index = states[last]
+        picked.append(index)
+        last = parent
+    return tuple(reversed(picked))

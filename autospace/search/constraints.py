@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from autospace.errors import AutospaceError
-from autospace.search.budget import most_probable_in_band
+from autospace.search.budget import most_probable_in_band, trace_back
 
 UNITS = {"madds": ("MAdds", 1.0), "latency_us": ("us", 1000.0), "params": ("params", 1.0)}  # name: unit, DP scale
 
@@ -184,13 +184,7 @@ def _bucket_programme(log_probabilities, data, lower: int):
     finals = [key for key, (_, totals, _, _) in states.items() if totals[0] >= lower]
     if not finals:
         return None
-    key = max(finals, key=lambda k: (states[k][0], -states[k][1][0]))
-    picked = []
-    for grown in reversed(history):
-        _, _, parent, index = grown[key]
-        picked.append(index)
-        key = parent
-    return tuple(reversed(picked))
+    return trace_back(history, max(finals, key=lambda k: (states[k][0], -states[k][1][0])))
 
 
 def index_sampler_within(constraints: Sequence[Constraint], rejection_tries: int = 50):

@@ -37,6 +37,7 @@ from autospace.arch.blocks import CellBlock
 from autospace.arch.space import Candidate, SearchSpace, manual_space
 from autospace.cost.units import parse_madds
 from autospace.data import load_dataset, normalize_batch, stratified_split
+from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
 from autospace.evolve.layer_budget import layer_budgets
 from autospace.evolve.population import LayerPopulation
@@ -112,7 +113,7 @@ def train_variant(variant: str, dataset, split, skeleton, args) -> dict:
         return normalize_batch(dataset.train_images[indices], dataset.mean, dataset.std, channels_last=True)
 
     recalibration = [fixed(order[i * args.batch_size:(i + 1) * args.batch_size]) for i in range(args.recal_batches)]
-    held = validation_indices[:args.eval_images]
+    held = class_balanced_order(validation_indices, dataset.train_labels, args.seed)[:args.eval_images]
     held_out = [(fixed(held[i:i + 256]), dataset.train_labels[held[i:i + 256]]) for i in range(0, held.numel(), 256)]
     sampler = torch.Generator().manual_seed(args.seed + 2)
     fair = variant.endswith("fair") and max(counts) > 1

@@ -93,3 +93,29 @@ def stratified_split(
     is_validation[validation] = True
     train = torch.nonzero(~is_validation).flatten()
     return train.to(labels.device), validation.to(labels.device)
+
+
+def class_balanced_order(indices: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """`indices` reordered so that every prefix is as class-balanced as the whole allows.
+
+    Classes take turns (each class's samples in a seeded random order, classes interleaved
+    by their share of the whole), so "the first k held-out batches" is a fair sample even
+    when the data come sorted by class, as CIFAR-10's copy and every ImageFolder do. A
+    prefix of the sorted indices would hold one or two classes only.
+    `labels` are the labels of all samples (indexed by `indices`).
+    """
+    cpu_indices = indices.detach().to("cpu", torch.int64)
+    count = int(cpu_indices.numel())
+    if count == 0:
+        return indices
+    generator = torch.Generator().manual_seed(int(seed))
+    shuffled = cpu_indices[torch.randperm(count, generator=generator)]
+    classes = labels.detach().to("cpu", torch.int64)[shuffled]
+    grouped = torch.sort(classes, stable=True).indices
+    class_sizes = torch.bincount(classes)
+    class_starts = torch.cumsum(class_sizes, 0) - class_sizes
+    rank_in_class = torch.arange(count) - class_starts[classes[grouped]]
+    # The r-th sample of a class of size n sits at (r + 1/2) / n of the way through the order.
+    position = (rank_in_class.to(torch.float64) + 0.5) / class_sizes[classes[grouped]].to(torch.float64)
+    order = grouped[torch.sort(position, stable=True).indices]
+    return shuffled[order].to(indices.device)

@@ -39,6 +39,7 @@ from autospace.cost.analytic import block_cost
 from autospace.cost.cell_latency import cell_latency_ms
 from autospace.cost.latency import fixed_latency_ms
 from autospace.data import load_dataset, stratified_split
+from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
 from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
 from autospace.distributed import (
@@ -459,6 +460,7 @@ def fixed_diagnostic_batches(images, dataset, train_indices, validation_indices,
     generator = torch.Generator().manual_seed(config.seed + 11)
     order = train_indices[torch.randperm(train_indices.numel(), generator=generator)]
     size, count = config.batch_size, config.diagnostic_batches
+    validation_indices = class_balanced_order(validation_indices, dataset.train_labels, config.seed)
 
     def batch(indices):
         indices = indices.to(device)

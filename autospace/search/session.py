@@ -21,6 +21,7 @@ from torch import nn
 from autospace.config import save_config
 from autospace.data import load_dataset, stratified_split
 from autospace.data.dataset import ImageDataset
+from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
 from autospace.device import resolve_channels_last, resolve_device, resolve_precision
 from autospace.distributed import (
@@ -90,9 +91,10 @@ class SearchSession:
         return batches
 
     def validation_accuracy(self, model: nn.Module, batches: int | None = None) -> tuple[float, float]:
-        """(loss, accuracy in [0, 1]) on the held-out split (the first `batches` batches, or all)."""
+        """(loss, accuracy in [0, 1]) on the held-out split (`batches` class-balanced batches, or all)."""
         indices = self.validation_indices.to(self.device)
-        if batches is not None:
+        if batches is not None:  # a class-balanced prefix: the data may come sorted by class
+            indices = class_balanced_order(indices, self.dataset.train_labels, self.config.seed)
             indices = indices[: batches * self.config.batch_size]
         return evaluate(model, self.images, self.dataset.train_labels.to(self.device), self.dataset.mean,
                         self.dataset.std, batch_size=max(self.config.batch_size, 256),

@@ -13,7 +13,9 @@ tuple[X, Y], list[X], and nested config dataclasses (keys joined with dots:
 
 A preset is a YAML path, or a name looked up as `configs/SECTION/NAME.yaml`
 (SECTION is the class's `config_section`, e.g. "train") in the repository's
-`configs/` folder, then in `./configs`.
+`configs/` folder, then in `./configs`. Inside a preset, a nested section may name
+its own section's preset instead of listing keys (`evolve: cpu` reads
+`configs/evolve/cpu.yaml`).
 """
 
 from __future__ import annotations
@@ -276,6 +278,16 @@ def _coerce_field(cls, key: str, value: Any, prefix: str, source: str, raw: str 
                              f"expected {_type_name(annotation)}{reason}") from None
 
 
+def _read_preset(preset: str | Path, section: str | None) -> tuple[Path, Any]:
+    path = resolve_preset(preset, section)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise AutospaceError(f"cannot read config {path}: {error}") from None
+    data = parse_yaml(text, f"config {path}")
+    return path, {} if data is None else data
+
+
 def _merge_mapping(cls, values: dict, data: Any, prefix: str, source: str) -> None:
     if not isinstance(data, dict):
         raise AutospaceError(f"{source}: {prefix.rstrip('.') or 'the file'} must be a mapping of key: value, "
@@ -286,7 +298,10 @@ def _merge_mapping(cls, values: dict, data: Any, prefix: str, source: str) -> No
         if key not in types_by_name:
             raise _unknown_key(cls, key, prefix, source)
         nested = _nested_class(types_by_name[key])
-        if nested is not None:
+        if nested is not None and isinstance(value, str):  # `evolve: cpu`: that section's preset file
+            path, value = _read_preset(value, getattr(nested, "config_section", None))
+            _merge_mapping(nested, values.setdefault(key, {}), value, f"{prefix}{key}.", str(path))
+        elif nested is not None:
             _merge_mapping(nested, values.setdefault(key, {}), value, f"{prefix}{key}.", source)
         else:
             values[key] = _coerce_field(cls, key, value, prefix, source)
@@ -350,13 +365,8 @@ def load_config(cls: type[ConfigType], preset: str | Path | None = None, overrid
         overrides = [overrides]
     values: dict = {}
     if preset is not None:
-        path = resolve_preset(preset, section if section is not None else getattr(cls, "config_section", None))
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise AutospaceError(f"cannot read config {path}: {error}") from None
-        data = parse_yaml(text, f"config {path}")
-        _merge_mapping(cls, values, {} if data is None else data, "", str(path))
+        path, data = _read_preset(preset, section if section is not None else getattr(cls, "config_section", None))
+        _merge_mapping(cls, values, data, "", str(path))
     for item in overrides:
         _apply_override(cls, values, item)
     return _build(cls, values)

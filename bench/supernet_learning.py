@@ -99,6 +99,12 @@ def train_variant(variant: str, dataset, split, skeleton, args) -> dict:
     torch.manual_seed(args.seed)  # dropout, the only user of the global generator
     generator = torch.Generator().manual_seed(args.seed)
     supernet, counts = build(variant, skeleton, args, generator)
+    if args.zero_init and hasattr(supernet, "banks"):
+        for bank in supernet.banks:
+            if bank.slot.has_residual:
+                for key in bank.keys():
+                    if key.startswith("output|"):
+                        torch.nn.init.zeros_(bank.shared[key][1].weight)
     supernet = supernet.to(memory_format=torch.channels_last)
     parameters = weight_parameters(supernet)
     optimizer = torch.optim.SGD([{"params": [p for p in parameters if p.dim() > 1], "weight_decay": 4e-5},
@@ -171,6 +177,7 @@ def main() -> None:
     parser.add_argument("--recal-batches", type=int, default=4)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--fixed-path", type=int, default=0, help="dea-fixed: train (and score) each layer's K-th cell")
+    parser.add_argument("--zero-init", action="store_true", help="residual cells start as identity (BN gamma 0)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.checkpoints = sorted(set(args.checkpoints) | {args.steps})

@@ -90,6 +90,31 @@ def test_yaml_preset_then_overrides(tmp_path):
         load_config(OuterConfig, preset)
 
 
+def test_a_section_may_name_its_own_preset(tmp_path):
+    (tmp_path / "inner.yaml").write_text("steps: 9\nkernels: [7]\n")
+    preset = tmp_path / "run.yaml"
+    preset.write_text(f"rate: 0.5\ninner: {tmp_path / 'inner.yaml'}\n")
+    config = load_config(OuterConfig, preset, ["inner.steps=4"])
+    assert (config.rate, config.inner.steps, config.inner.kernels) == (0.5, 4, (7,))
+    (tmp_path / "inner.yaml").write_text("nope: 1\n")
+    with pytest.raises(AutospaceError, match=r"inner.yaml: unknown config key 'inner.nope'"):
+        load_config(OuterConfig, preset)
+    preset.write_text("inner: no-such-preset\n")
+    with pytest.raises(AutospaceError, match="neither a YAML file nor a known preset name"):
+        load_config(OuterConfig, preset)
+
+
+def test_cpu_run_preset_uses_the_cpu_stage_presets():
+    from autospace.evolve.config import EvolveConfig
+    from autospace.pipeline import load_run_config
+    from autospace.search.config import SearchConfig
+
+    run = load_run_config("cpu", [])
+    assert run.evolve == load_config(EvolveConfig, "cpu")
+    assert run.search == load_config(SearchConfig, "cpu")
+    assert run.train == load_config(TrainConfig, "cpu")
+
+
 def test_round_trip_through_yaml(tmp_path):
     config = load_config(OuterConfig, None, ["rate=1e-3", "limit=5", "switch=true", "path=a/b", "inner.kernels=[7]"])
     save_config(tmp_path / "config.yaml", config)

@@ -55,6 +55,9 @@ class EvolveConfig:
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)
     label_smoothing: float = _help("label smoothing of the cross-entropy", 0.1)
     warmup_epochs: float = _help("weight-only epochs (cells drawn uniformly) before fitness steps begin", 1.0)
+    zero_residual: bool = _help("cells of residual layers start as the identity (output BN scale 0, as in "
+                                "BigNAS): switching cells then disturbs the layers after them less, and the "
+                                "supernet leaves chance sooner (bench/supernet_learning.py)", True)
     fitness_lr: float = _help("Adam learning rate of the fitness alpha", 0.01)
     fitness_every: int = _help("one fitness step every this many weight steps", 1)
 

@@ -184,7 +184,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     persistence = FitnessPersistence()
     diagnostic_batches = fixed_diagnostic_batches(images, dataset, train_indices, validation_indices, config,
                                                   channels_last, device)
-    supernet = CellSupernet(skeleton, initialiser).to(device)
+    supernet = CellSupernet(skeleton, initialiser, config.zero_residual).to(device)
     if channels_last:
         supernet = supernet.to(memory_format=torch.channels_last)
 

@@ -33,7 +33,7 @@ from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.blocks import build_block
 from autospace.nn.gates import Path, gated_output, rescale_pair
 from autospace.nn.operators import ConvBNAct
-from autospace.nn.weight_bank import materialise
+from autospace.nn.weight_bank import materialise, zero_residual_branches
 
 __all__ = ["BlockSupernet", "network_madds_of_choice", "recalibrate_batch_norm", "rescale_pair"]
 
@@ -58,10 +58,12 @@ class BlockSupernet(nn.Module):
     empty block being a parameter-free `SkipLayer`), `head`, `dropout`, `classifier`. Every
     module is initialised from `generator` (a CPU generator; the scheme of the DEA supernet:
     convs Kaiming normal fan-out, BN 1/0, linear normal(0, 0.01), biases 0); the global RNG is
-    not used (except by `dropout` in training mode, as in `NetworkModule`).
+    not used (except by `dropout` in training mode, as in `NetworkModule`). `zero_residual`:
+    every residual candidate starts as the identity (its last BN scale is zero).
     """
 
-    def __init__(self, space: SearchSpace, generator: torch.Generator, add_zero: bool = True):
+    def __init__(self, space: SearchSpace, generator: torch.Generator, add_zero: bool = True,
+                 zero_residual: bool = False):
         super().__init__()
         skeleton = space.skeleton
         self.space = space
@@ -75,6 +77,9 @@ class BlockSupernet(nn.Module):
                  for slot in slots if not slot.searchable]
         candidates = [nn.ModuleList(materialise(lambda: build_block(block, slot), generator) for block in blocks)
                       for slot, blocks in zip(searchable, self.choices)]
+        if zero_residual:
+            for layer in candidates:
+                zero_residual_branches(layer)
         self.layers = nn.ModuleList(fixed + candidates)
         last = slots[-1].out_channels
         self.head = (materialise(lambda: ConvBNAct(last, skeleton.head_channels, 1, activation=skeleton.activation),

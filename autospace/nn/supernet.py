@@ -47,10 +47,11 @@ class CellSupernet(nn.Module):
     layer: every cell weight), `head`, `dropout`, `classifier`. Banks persist across
     `set_candidates` (weight inheritance); the gated layers and their alphas are rebuilt.
     All modules are initialised from `generator` (a CPU generator); the global RNG is not used
-    (except by `dropout` in training mode, as in `NetworkModule`).
+    (except by `dropout` in training mode, as in `NetworkModule`). `zero_residual`: cells of
+    residual layers start as the identity (their output BN scale is zero).
     """
 
-    def __init__(self, skeleton: Skeleton, generator: torch.Generator):
+    def __init__(self, skeleton: Skeleton, generator: torch.Generator, zero_residual: bool = False):
         super().__init__()
         self.skeleton = skeleton
         slots = skeleton.slots()
@@ -59,7 +60,7 @@ class CellSupernet(nn.Module):
         fixed = [materialise(lambda: build_block(skeleton.first_block, slot), generator)
                  for slot in slots if not slot.searchable]
         self.layers = nn.ModuleList(fixed)
-        self.banks = nn.ModuleList(CellWeightBank(slot) for slot in skeleton.searchable_slots())
+        self.banks = nn.ModuleList(CellWeightBank(slot, zero_residual) for slot in skeleton.searchable_slots())
         last = slots[-1].out_channels
         self.head = (materialise(lambda: ConvBNAct(last, skeleton.head_channels, 1, activation=skeleton.activation),
                                  generator) if skeleton.head_channels else nn.Identity())

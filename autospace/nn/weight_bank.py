@@ -63,6 +63,19 @@ def materialise(factory: Callable[[], nn.Module], generator: torch.Generator,
     return module
 
 
+def zero_residual_branches(module: nn.Module) -> nn.Module:
+    """Zero the last BN scale of every residual block inside `module` (cells, inverted residuals):
+    each block then starts as the identity (BigNAS's initialisation). In a supernet a switch of
+    cells then disturbs the layers after it little at first; measured with
+    bench/supernet_learning.py (--zero-init)."""
+    for child in module.modules():
+        if getattr(child, "has_residual", False):
+            last = getattr(child, "output_conv", None) or getattr(child, "project", None)
+            if last is not None:
+                nn.init.zeros_(last[1].weight)
+    return module
+
+
 # ---- keys --------------------------------------------------------------------------------
 
 def input_key(expansion: int) -> str:
@@ -131,9 +144,10 @@ class CellWeightBank(nn.Module):
     once), and their submodules *are* the bank's modules.
     """
 
-    def __init__(self, slot: LayerSlot):
+    def __init__(self, slot: LayerSlot, zero_residual: bool = False):
         super().__init__()
         self.slot = slot
+        self.zero_residual = zero_residual and slot.has_residual  # output convs start at zero
         self.shared = nn.ModuleDict()
         self.memory_format = torch.contiguous_format
         # follows .to(device/dtype) of the bank, so lazily created modules land there too
@@ -165,6 +179,8 @@ class CellWeightBank(nn.Module):
                 if generator is None:
                     raise AutospaceError(f"bank of layer {self.slot.index} must create {key!r}: pass a generator")
                 module = materialise(self._factory(key), generator, self.device_anchor, self.memory_format)
+                if self.zero_residual and key.startswith("output|"):
+                    nn.init.zeros_(module[1].weight)
                 self.shared[key] = module
                 created.extend(module.parameters())
         return created

@@ -70,7 +70,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         encoding = open_space_encoding(config, data, generator, session)
         network_of = encoding.network
     else:
-        supernet = BlockSupernet(space, generator).to(device=session.device, memory_format=session.memory_format)
+        supernet = BlockSupernet(space, generator, zero_residual=config.zero_residual).to(device=session.device, memory_format=session.memory_format)
         sync_batch_layers(session.distributed, supernet)
         check_budget(config.target_madds, supernet.candidate_madds(), supernet.fixed_madds())
         constraints = search_constraints(config, supernet)

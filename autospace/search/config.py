@@ -37,6 +37,8 @@ class SearchConfig:
     # -- supernet weights ----------------------------------------------------------------------
     epochs: int = _help("passes over the training split", 10)
     batch_size: int = _help("images per step", 128)
+    zero_residual: bool = _help("residual candidates of the supernet start as the identity (last BN scale 0, "
+                                "as in BigNAS), so switching paths disturbs the layers after them less", True)
     weight_lr: float = _help("peak SGD learning rate of the supernet weights (cosine to 0)", 0.05)
     weight_momentum: float = _help("SGD (Nesterov) momentum", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)

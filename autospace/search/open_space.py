@@ -26,9 +26,9 @@ from autospace.search.spos import SposEncoding
 class OpenSpaceSupernet(nn.Module):
     """`forward(x, cells)`: one cell per searchable layer, weights from the banks."""
 
-    def __init__(self, skeleton, generator: torch.Generator):
+    def __init__(self, skeleton, generator: torch.Generator, zero_residual: bool = False):
         super().__init__()
-        self.inner = CellSupernet(skeleton, generator)
+        self.inner = CellSupernet(skeleton, generator, zero_residual)
         self.generator = generator
 
     def forward(self, x, cells):
@@ -63,7 +63,8 @@ def open_space_encoding(config, dataset, generator: torch.Generator, session) ->
     fixed = stem_cost(skeleton) + head_cost(skeleton, all_slots[-1].out_channels, all_slots[-1].output_size)
     if skeleton.first_block is not None:
         fixed += block_cost(skeleton.first_block, all_slots[0])
-    supernet = OpenSpaceSupernet(skeleton, generator).to(device=session.device, memory_format=session.memory_format)
+    supernet = OpenSpaceSupernet(skeleton, generator, config.zero_residual)
+    supernet = supernet.to(device=session.device, memory_format=session.memory_format)
 
     def cell_madds(cell: Cell, layer: int) -> int:
         return 0 if cell.is_empty() else block_cost(CellBlock(cell), slots[layer]).madds

@@ -165,6 +165,7 @@ def _latency_overrides(args: argparse.Namespace, prefix: str, params: bool = Tru
 
 def _command_search(args: argparse.Namespace) -> int:
     from autospace.config import load_config
+    from autospace.pipeline import search_initialiser
     from autospace.search import SearchConfig, search
 
     overrides = (_madds_override("target_madds", args.target_madds) + _latency_overrides(args, "")
@@ -172,12 +173,14 @@ def _command_search(args: argparse.Namespace) -> int:
                                               "precision", "seed", "tensorboard", "skip_nonfinite")))
     if args.resume:
         out = Path(args.resume)
-        network = search(_resumed_config(SearchConfig, out, overrides), out, resume=True)
+        config = _resumed_config(SearchConfig, out, overrides)
+        network = search(config, out, resume=True, initialise_supernet=search_initialiser(config))
     else:
         if not args.out:
             raise AutospaceError("autospace search needs --out RUN_DIR (or --resume RUN_DIR)")
         out = Path(args.out)
-        network = search(load_config(SearchConfig, args.config, overrides), out)
+        config = load_config(SearchConfig, args.config, overrides)
+        network = search(config, out, initialise_supernet=search_initialiser(config))
     print("\n".join(network.describe()))
     print((out / "result.json").read_text().strip())
     return 0

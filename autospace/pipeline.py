@@ -26,6 +26,7 @@ from autospace.evolve.config import EvolveConfig
 from autospace.evolve.nse_config import NseConfig
 from autospace.run_lock import LOCK_NAME, run_folder_lock
 from autospace.search.config import SearchConfig
+from autospace.search.spaces import BUILT_IN_SPACES
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.config import TrainConfig
 
@@ -124,7 +125,8 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
             evolve(config.space_method, evolve_config, out / "evolve", resume=state == "resume")
     state = states["search"]
     if state != "done":
-        if search(search_config, out / "search", resume=state == "resume") is None:
+        if search(search_config, out / "search", resume=state == "resume",
+                  initialise_supernet=search_initialiser(search_config)) is None:
             raise AutospaceError("the search stopped before it found a network")
     state = states["train"]
     if state == "done":
@@ -136,6 +138,19 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
         write_run_report(out)
         write_html_report([out])
     return metrics
+
+
+def search_initialiser(config: SearchConfig):
+    """What `search` starts the supernet from: the DEA supernet beside the space.json with
+    `warm_start`, else None (a fresh initialisation)."""
+    if not config.warm_start:
+        return None
+    if config.space in BUILT_IN_SPACES:
+        raise AutospaceError(f"warm_start needs a space.json written by `autospace evolve --method autospace`; "
+                             f"the {config.space!r} space has no DEA supernet to start from: set warm_start=false")
+    from autospace.evolve.checkpoint import dea_warm_start
+
+    return dea_warm_start(Path(config.space).parent)
 
 
 def load_run_config(preset: str | Path | None, overrides) -> RunConfig:

@@ -44,6 +44,7 @@ from autospace.evolve.population import LayerPopulation
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.nn.supernet import CellSupernet
+from autospace.nn.weight_bank import zero_residual_branches
 from autospace.train.optim import learning_rate_at
 
 VARIANTS = ("standalone", "dea", "dea-fair", "dea-fixed", "dea-independent", "search", "search-fair")
@@ -99,8 +100,9 @@ def train_variant(variant: str, dataset, split, skeleton, args) -> dict:
     torch.manual_seed(args.seed)  # dropout, the only user of the global generator
     generator = torch.Generator().manual_seed(args.seed)
     supernet, counts = build(variant, skeleton, args, generator)
-    if args.zero_init and hasattr(supernet, "banks"):
-        for bank in supernet.banks:
+    if args.zero_init:  # what EvolveConfig / SearchConfig.zero_residual do, for every variant
+        zero_residual_branches(supernet)
+        for bank in getattr(supernet, "banks", ()):
             if bank.slot.has_residual:
                 for key in bank.keys():
                     if key.startswith("output|"):

@@ -56,3 +56,25 @@ def load_optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimi
         if name in state:
             optimizer.state[parameter] = {k: (v.to(parameter.device) if torch.is_tensor(v) else v)
                                           for k, v in state[name].items()}
+
+
+def dea_warm_start(evolve_dir: Path):
+    """A `search(..., initialise_supernet=)` callable that starts a supernet over the space evolved
+    in `evolve_dir` from the DEA supernet of that run's last checkpoint (nn/warm_start.py).
+    Refused in one line when the folder holds no evolve checkpoint."""
+    from autospace.errors import AutospaceError
+    from autospace.nn.supernet import CellSupernet
+    from autospace.nn.warm_start import copy_dea_weights
+
+    def initialise(supernet) -> int:
+        checkpoint = load_evolution_checkpoint(evolve_dir)
+        if checkpoint is None:
+            raise AutospaceError(f"warm_start: {evolve_dir} holds no evolve checkpoint (checkpoint.pt) to start "
+                                 f"the search supernet from; set warm_start=false, or search a space.json "
+                                 f"that `autospace evolve --method autospace` wrote beside its checkpoint")
+        generator = torch.Generator().manual_seed(0)  # every tensor is then loaded from the checkpoint
+        source = CellSupernet(supernet.skeleton, generator)
+        restore_supernet(source, checkpoint["supernet"], generator)
+        return copy_dea_weights(supernet, source)
+
+    return initialise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -34,8 +35,12 @@ BUDGET_TOLERANCE = 0.10  # with fit_to_budget=false, gradient and RL results may
 
 
 def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_after_epoch: int | None = None,
-           stop_after_generation: int | None = None):
-    """Run the search; returns the found `Network` (None when stopped early for a test)."""
+           stop_after_generation: int | None = None, initialise_supernet: Callable | None = None):
+    """Run the search; returns the found `Network` (None when stopped early for a test).
+
+    `initialise_supernet(supernet)`, when given, sets the listed-space supernet's weights before
+    training starts (the pipeline's warm start from the DEA supernet); a checkpoint, on resume,
+    overrides them."""
     if config.method not in SEARCH_METHODS:
         raise AutospaceError(f"unknown search method {config.method!r}; valid methods: {', '.join(SEARCH_METHODS)}")
     out = Path(out)
@@ -45,11 +50,11 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
     if resume and not out.is_dir():
         raise AutospaceError(f"cannot resume: run folder {out} does not exist")
     with run_folder_lock(out, create=not resume):
-        return _search(config, Path(out), resume, stop_after_epoch, stop_after_generation)
+        return _search(config, Path(out), resume, stop_after_epoch, stop_after_generation, initialise_supernet)
 
 
 def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int | None,
-            stop_after_generation: int | None):
+            stop_after_generation: int | None, initialise_supernet: Callable | None):
     session = open_session(config, out, resume)
     if resume and session.distributed.is_main and not any((out / name).exists() for name in (NEWEST, PREVIOUS)):
         truncate_jsonl(out / "search.jsonl", 0)  # killed before its first checkpoint: the search starts again
@@ -70,7 +75,10 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         encoding = open_space_encoding(config, data, generator, session)
         network_of = encoding.network
     else:
-        supernet = BlockSupernet(space, generator, zero_residual=config.zero_residual).to(device=session.device, memory_format=session.memory_format)
+        supernet = BlockSupernet(space, generator, zero_residual=config.zero_residual)
+        if initialise_supernet is not None:
+            initialise_supernet(supernet)
+        supernet = supernet.to(device=session.device, memory_format=session.memory_format)
         sync_batch_layers(session.distributed, supernet)
         check_budget(config.target_madds, supernet.candidate_madds(), supernet.fixed_madds())
         constraints = search_constraints(config, supernet)

@@ -39,6 +39,9 @@ class SearchConfig:
     batch_size: int = _help("images per step", 128)
     zero_residual: bool = _help("residual candidates of the supernet start as the identity (last BN scale 0, "
                                 "as in BigNAS), so switching paths disturbs the layers after them less", True)
+    warm_start: bool = _help("searching a space.json that `autospace evolve --method autospace` wrote beside its "
+                             "checkpoint: start the supernet's stem, head and cells from the DEA supernet's "
+                             "weights instead of a fresh initialisation", False)
     weight_lr: float = _help("peak SGD learning rate of the supernet weights (cosine to 0)", 0.05)
     weight_momentum: float = _help("SGD (Nesterov) momentum", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)

@@ -126,7 +126,8 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
     state = states["search"]
     if state != "done":
         if search(search_config, out / "search", resume=state == "resume",
-                  initialise_supernet=search_initialiser(search_config)) is None:
+                  initialise_supernet=(search_initialiser(search_config)
+                                       if config.space_method == "autospace" else None)) is None:
             raise AutospaceError("the search stopped before it found a network")
     state = states["train"]
     if state == "done":

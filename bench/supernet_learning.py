@@ -193,7 +193,7 @@ def main() -> None:
     started = time.perf_counter()
     results = {variant: train_variant(variant, dataset, split, skeleton, args) for variant in args.variants}
     print(json.dumps({"bench": "supernet_learning", "data": args.data, "preset": args.preset,
-                      "candidates": args.candidates, "fixed_path": args.fixed_path,
+                      "candidates": args.candidates, "fixed_path": args.fixed_path, "zero_init": args.zero_init,
                       "resolution": dataset.resolution, "train_subset": args.train_subset,
                       "batch_size": args.batch_size, "lr": args.lr, "steps": args.steps,
                       "chance": round(1.0 / dataset.num_classes, 3), "threads": torch.get_num_threads(),

@@ -1,6 +1,6 @@
 """Checkpoints of a space evolution: everything needed to continue bit for bit.
 
-Written at every regeneration through `autospace.checkpoints` (atomic, the last two kept).
+Written at every regeneration through `autospace.runtime.checkpoints` (atomic, the last two kept).
 """
 
 from __future__ import annotations
@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from autospace.arch.codec import block_from_dict, cell_to_dict
-from autospace.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
+from autospace.runtime.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
 
 EVOLVE_CHECKPOINT_FORMAT = "autospace.evolve-checkpoint/1"
 
@@ -42,17 +41,3 @@ def restore_supernet(supernet, snapshot: dict, generator: torch.Generator) -> li
     supernet.set_candidates(cells, snapshot["alphas"], generator)
     supernet.load_state_dict(snapshot["state_dict"])
     return cells
-
-
-def optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Per-parameter optimiser state keyed by parameter name (stable across rebuilds)."""
-    names = {parameter: name for name, parameter in model.named_parameters()}
-    return {names[p]: {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
-            for p, state in optimizer.state.items() if p in names}
-
-
-def load_optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
-    for name, parameter in model.named_parameters():
-        if name in state:
-            optimizer.state[parameter] = {k: (v.to(parameter.device) if torch.is_tensor(v) else v)
-                                          for k, v in state[name].items()}

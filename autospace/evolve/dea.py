@@ -8,7 +8,7 @@ steps the fitness goes back to the population with momentum (Eq. 5), winners
 of tournaments are mutated into offspring, the oldest or weakest leave, and
 the supernet is rebuilt from the weight banks (weights are inherited).
 
-Under torchrun (`autospace.distributed`) every rank holds the same populations
+Under torchrun (`autospace.runtime.distributed`) every rank holds the same populations
 and samples the same cells; each trains on its slice of every global batch,
 weight and fitness gradients are averaged and BN sees the global batch, so all
 ranks keep identical populations, fitness and weights. Rank 0 writes the folder.
@@ -31,26 +31,26 @@ from autospace.arch.cell import Cell, cell_to_string, reference_cell
 from autospace.arch.codec import block_from_dict, cell_to_dict, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
-from autospace.checkpoints import require_finite_loss
-from autospace.config import save_config
-from autospace.tensorboard import ScalarMirror
+from autospace.runtime.atomic import append_jsonl, read_jsonl, truncate_jsonl
+from autospace.runtime.checkpoints import require_finite_loss
+from autospace.runtime.config import save_config
+from autospace.runtime.tensorboard import ScalarMirror
 from autospace.cost.analytic import block_cost
 from autospace.cost.cell_latency import cell_latency_ms
 from autospace.cost.latency import fixed_latency_ms
 from autospace.data import load_dataset, stratified_split
 from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
-from autospace.distributed import (
+from autospace.runtime.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.runtime.distributed import (
     all_reduce_mean, average_gradients, average_tensors, barrier, check_same_on_all_ranks, init_distributed,
     require_divisible_batch, sync_batch_layers,
 )
 from autospace.errors import AutospaceError
 from autospace.evolve.checkpoint import (
-    load_evolution_checkpoint, load_optimizer_state_by_name, optimizer_state_by_name, restore_supernet,
-    save_evolution_checkpoint, supernet_snapshot,
+    load_evolution_checkpoint, restore_supernet, save_evolution_checkpoint, supernet_snapshot,
 )
+from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.diagnostics import (
     FitnessPersistence, centred_changes, fitness_spread, noise_warning,
@@ -60,11 +60,11 @@ from autospace.evolve.latency_budget import (
     dea_latency_table, latency_bands, layer_latency_models, space_latency_summary,
 )
 from autospace.evolve.population import LayerPopulation
-from autospace.evolve.report import write_fitness_plot, write_space_table
+from autospace.report.space import write_fitness_plot, write_space_table
 from autospace.data import normalize_batch
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.supernet import CellSupernet
-from autospace.nonfinite import NonfiniteSteps
+from autospace.runtime.nonfinite import NonfiniteSteps
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.optim import fast_update_options, learning_rate_at
 

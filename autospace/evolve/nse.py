@@ -30,25 +30,25 @@ from autospace.arch.blocks import MultiBranch, block_to_string, canonical_block
 from autospace.arch.codec import load_space, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, atomic_write_json, truncate_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.runtime.atomic import append_jsonl, atomic_write_json, truncate_jsonl
+from autospace.runtime.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
-from autospace.device import hardware_info
-from autospace.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
+from autospace.runtime.device import hardware_info
+from autospace.runtime.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
 from autospace.errors import AutospaceError
-from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
+from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front, write_pareto_plot
 from autospace.evolve.pool import LayerSubset, layer_pools, surviving_operators
-from autospace.evolve.report import write_space_table
+from autospace.report.space import write_space_table
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
-from autospace.search.branch_masks import (
-    expected_branch_madds, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
+from autospace.evolve.branch_masks import (
+    expected_branch_madds, latency_penalty, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
 )
-from autospace.search.constraints import latency_penalty, round_latency_us
-from autospace.search.session import PathModule, open_session
-from autospace.tensorboard import ScalarMirror
+from autospace.latency_timing import round_latency_us
+from autospace.train.session import PathModule, open_session
+from autospace.runtime.tensorboard import ScalarMirror
 from autospace.train.optim import learning_rate_at, make_optimizer
 
 CHECKPOINT_FORMAT = "autospace.evolve-nse/1"

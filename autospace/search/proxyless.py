@@ -26,20 +26,20 @@ import time
 import torch
 import torch.nn.functional as functional
 
-from autospace.atomic import append_jsonl, read_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.distributed import (
+from autospace.runtime.atomic import append_jsonl, read_jsonl
+from autospace.runtime.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.runtime.distributed import (
     all_reduce_mean, all_reduce_sum, average_tensors, barrier, check_same_on_all_ranks,
 )
 from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
-from autospace.tensorboard import ScalarMirror
+from autospace.runtime.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
 from autospace.search.budget import (
     expected_madds, madds_penalized_loss, most_probable_in_band, reward,
 )
 from autospace.search.constraints import constrained_arch_loss, constrained_reward, most_probable_within
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
-from autospace.search.session import PathModule, SearchSession
+from autospace.train.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
 
 CHECKPOINT_FORMAT = "autospace.search-proxyless/1"
@@ -86,7 +86,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         weights.load_state_dict(checkpoint["weights"])
         distributions.load_state_dict(checkpoint["distributions"])
         architecture.load_state_dict(checkpoint["architecture"])
-        architecture.param_groups[0]["lr"] = config.arch_lr  # a --resume may lower it (autospace/resume.py)
+        architecture.param_groups[0]["lr"] = config.arch_lr  # a --resume may lower it (autospace/runtime/resume.py)
         baseline.load_state_dict(checkpoint["baseline"])
         sampler.set_state(checkpoint["sampler"])
         session.train_stream.load_state_dict(checkpoint["train_stream"])
@@ -96,7 +96,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         guard.load_state_dict(checkpoint.get("nonfinite"))
         records = read_jsonl(session.out / "search.jsonl")[:epoch]
         if dist.is_main:
-            from autospace.atomic import truncate_jsonl
+            from autospace.runtime.atomic import truncate_jsonl
             truncate_jsonl(session.out / "search.jsonl", epoch)
     else:
         records = []

@@ -19,15 +19,15 @@ from typing import Any, Callable
 
 import torch
 
-from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.distributed import all_reduce_mean, barrier, check_same_on_all_ranks, sync_batch_layers
+from autospace.runtime.atomic import append_jsonl, read_jsonl, truncate_jsonl
+from autospace.runtime.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.runtime.distributed import all_reduce_mean, barrier, check_same_on_all_ranks, sync_batch_layers
 from autospace.errors import AutospaceError
-from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
+from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
-from autospace.tensorboard import ScalarMirror
+from autospace.runtime.tensorboard import ScalarMirror
 from autospace.search.evolution import EvolutionConfig, evolutionary_search
-from autospace.search.session import PathModule, SearchSession
+from autospace.train.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
 
 CHECKPOINT_FORMAT = "autospace.search-spos/1"

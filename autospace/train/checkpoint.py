@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autospace.atomic import require_writable_folder
-from autospace.checkpoints import NEWEST, PREVIOUS, load_rotating_checkpoint, save_rotating_checkpoint
+from autospace.runtime.atomic import require_writable_folder
+from autospace.runtime.checkpoints import NEWEST, PREVIOUS, load_rotating_checkpoint, save_rotating_checkpoint
 from autospace.errors import AutospaceError
-from autospace.run_lock import LOCK_NAME
+from autospace.runtime.run_lock import LOCK_NAME
 
 CHECKPOINT_NAME = NEWEST
 PREVIOUS_CHECKPOINT_NAME = PREVIOUS

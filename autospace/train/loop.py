@@ -13,7 +13,7 @@ boundary; every random stream (weight init / dropout, shuffling and
 augmentation) is restored, so on CPU the final weights equal an
 uninterrupted run's bit for bit.
 
-Under torchrun (`autospace.distributed`) every rank draws the same global
+Under torchrun (`autospace.runtime.distributed`) every rank draws the same global
 batches and trains on its slice; gradients are averaged and BN sees the
 global batch, so the run equals a one-process run with the same batch_size up
 to floating-point reduction order. Rank 0 alone writes the run folder; every
@@ -32,24 +32,24 @@ import torch.nn.functional as functional
 from tqdm import tqdm
 
 from autospace.arch import Network, arch_to_dict, save_arch
-from autospace.atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
-from autospace.compiled import maybe_compile, resolve_compile
-from autospace.config import config_differences, config_from_dict, config_to_dict, save_config
+from autospace.runtime.atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
+from autospace.runtime.compiled import maybe_compile, resolve_compile
+from autospace.runtime.config import config_differences, config_from_dict, config_to_dict, save_config
 from autospace.cost import network_cost
 from autospace.data import ImageDataset, apply_augmentation, draw_augmentation, epoch_batches, normalize_batch
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
-from autospace.distributed import (
+from autospace.runtime.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.runtime.distributed import (
     all_reduce_sum, average_gradients, barrier, check_same_on_all_ranks, init_distributed, require_divisible_batch,
     shard_batch, sync_batch_layers,
 )
 from autospace.errors import AutospaceError
-from autospace.memory import COPIES_FOR_TRAINING, require_parameters_fit
+from autospace.runtime.memory import COPIES_FOR_TRAINING, require_parameters_fit
 from autospace.nn import build_network
-from autospace.checkpoints import require_finite_loss
-from autospace.nonfinite import NonfiniteSteps
-from autospace.tensorboard import ScalarMirror
+from autospace.runtime.checkpoints import require_finite_loss
+from autospace.runtime.nonfinite import NonfiniteSteps
+from autospace.runtime.tensorboard import ScalarMirror
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
-from autospace.resume import learning_rate_keys
+from autospace.runtime.resume import learning_rate_keys
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
 from autospace.train.evaluate import evaluate
 from autospace.train.optim import learning_rate_at, make_optimizer

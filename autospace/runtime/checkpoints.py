@@ -24,8 +24,9 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from autospace.atomic import atomic_torch_save, remove_stale_temporaries
+from autospace.runtime.atomic import atomic_torch_save, remove_stale_temporaries
 from autospace.errors import AutospaceError
 
 NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
@@ -90,7 +91,7 @@ def require_finite_loss(loss: float, stage: str, position: str, run_dir: str | P
 
     if math.isfinite(loss):
         return
-    from autospace.resume import learning_rate_hint
+    from autospace.runtime.resume import learning_rate_hint
 
     raise AutospaceError(f"{stage}: the loss became {loss} at {position}; {last_good_checkpoint_text(run_dir)}; "
                          f"{advice}; {learning_rate_hint(run_dir)}")
@@ -135,7 +136,7 @@ def require_finite_state(state: dict, run_dir: str | Path) -> None:
     it would rotate out a good checkpoint and be named as the last good one."""
     bad = non_finite_tensors(state)
     if bad:
-        from autospace.resume import learning_rate_hint
+        from autospace.runtime.resume import learning_rate_hint
 
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise NonFiniteStateError(
@@ -170,3 +171,17 @@ def checkpoint_position(run_dir: str | Path) -> str:
             where = f"step {step}" if isinstance(step, int) else "the checkpoint"
             return f"{where} ({', '.join(counters)})" if counters else where
     return "step 0 (before the first checkpoint)"
+
+
+def optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Per-parameter optimiser state keyed by parameter name (stable across rebuilds)."""
+    names = {parameter: name for name, parameter in model.named_parameters()}
+    return {names[p]: {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
+            for p, state in optimizer.state.items() if p in names}
+
+
+def load_optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    for name, parameter in model.named_parameters():
+        if name in state:
+            optimizer.state[parameter] = {k: (v.to(parameter.device) if torch.is_tensor(v) else v)
+                                          for k, v in state[name].items()}

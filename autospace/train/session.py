@@ -4,7 +4,7 @@ Every search decision uses the held-out split of the training set; the test
 set is never touched here.
 
 Under torchrun every rank runs the same search on its slice of each global
-batch (`autospace.distributed`); evaluations are sharded and all-reduced, so
+batch (`autospace.runtime.distributed`); evaluations are sharded and all-reduced, so
 every rank takes the same decisions. Rank 0 alone writes the run folder.
 """
 
@@ -18,16 +18,16 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from autospace.config import save_config
+from autospace.runtime.config import save_config
 from autospace.data import load_dataset, stratified_split
 from autospace.data.dataset import ImageDataset
 from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
-from autospace.device import resolve_channels_last, resolve_device, resolve_precision
-from autospace.distributed import (
+from autospace.runtime.device import resolve_channels_last, resolve_device, resolve_precision
+from autospace.runtime.distributed import (
     SINGLE_PROCESS, Distributed, average_gradients, barrier, init_distributed, require_divisible_batch, shard_batch,
 )
-from autospace.nonfinite import NonfiniteSteps
+from autospace.runtime.nonfinite import NonfiniteSteps
 from autospace.search.config import SearchConfig
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.evaluate import evaluate

@@ -130,7 +130,7 @@ def flip_tensor_bytes(path: Path) -> None:
 
 def interrupted_after_checkpoint(monkeypatch, out: Path, count: int, epochs: int, *extra: str) -> None:
     """A CLI train run stopped (like Ctrl-C) right after its `count`-th checkpoint."""
-    import autospace.train.loop as loop
+    import autospace.runtime.run as loop
 
     real_save, saved = loop.save_checkpoint, []
 

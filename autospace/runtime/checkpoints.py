@@ -26,8 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autospace.runtime.atomic import atomic_torch_save, remove_stale_temporaries
 from autospace.errors import AutospaceError
+from autospace.runtime.atomic import atomic_torch_save, remove_stale_temporaries, require_writable_folder
+from autospace.runtime.run_lock import LOCK_NAME
 
 NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
@@ -38,6 +39,26 @@ def save_rotating_checkpoint(run_dir: str | Path, state: dict, format_tag: str) 
     if (run_dir / NEWEST).exists():
         os.replace(run_dir / NEWEST, run_dir / PREVIOUS)
     atomic_torch_save(run_dir / NEWEST, {"format": format_tag, **state})
+
+
+def require_new_run_dir(run_dir: Path) -> None:
+    """A new run must not mix its files with another run's, and must be able to write its folder."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AutospaceError(f"run folder {run_dir} is a file; choose a folder path")
+    # Another process of the same torchrun job may be probing the folder (require_writable_folder) right now.
+    # The lock file is this run's own (run_lock.py: taken before this check by a new run's entry point).
+    if run_dir.is_dir() and any(not entry.name.startswith(".autospace-write-test.") and entry.name != LOCK_NAME
+                                for entry in run_dir.iterdir()):
+        raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
+                             f"or choose another (new or empty) folder")
+    require_writable_folder(run_dir)  # fail now, not after the data set is loaded
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Write `state` as the newest rotating checkpoint; it carries its own "format" key."""
+    state = dict(state)
+    save_rotating_checkpoint(run_dir, state, state.pop("format"))
 
 
 def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys: tuple[str, ...] = (),

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 
 from autospace.arch.codec import save_arch
-from autospace.runtime.atomic import atomic_write_json, truncate_jsonl
+from autospace.runtime.atomic import atomic_write_json
 from autospace.runtime.checkpoints import NEWEST, PREVIOUS
 from autospace.cost import network_cost
-from autospace.runtime.distributed import barrier, sync_batch_layers
+from autospace.runtime.distributed import sync_batch_layers
+from autospace.runtime.run import open_run
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.runtime.run_lock import run_folder_lock
@@ -25,10 +26,10 @@ from autospace.search.constraints import (
     constraint_summary, index_sampler_within, search_constraints, within as within_targets,
 )
 from autospace.search.evolution import index_choice_operators, index_sampler_within_budget
-from autospace.search.proxyless import search_proxyless
+from autospace.search.proxyless import CHECKPOINT_FORMAT as PROXYLESS_FORMAT, search_proxyless
 from autospace.train.session import open_session
 from autospace.search.spaces import BUILT_IN_SPACES, resolve_space
-from autospace.search.spos import SposEncoding, search_spos
+from autospace.search.spos import CHECKPOINT_FORMAT as SPOS_FORMAT, SposEncoding, search_spos
 
 BUDGET_TOLERANCE = 0.10  # with fit_to_budget=false, gradient and RL results may end up to 10% over the target
 
@@ -42,17 +43,19 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
     if config.space not in BUILT_IN_SPACES and not Path(config.space).exists():
         raise AutospaceError(f"search space {config.space!r} is neither a built-in space "
                              f"({', '.join(BUILT_IN_SPACES)}) nor an existing space.json file")
-    if resume and not out.is_dir():
-        raise AutospaceError(f"cannot resume: run folder {out} does not exist")
     with run_folder_lock(out, create=not resume):
         return _search(config, Path(out), resume, stop_after_epoch, stop_after_generation)
 
 
 def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int | None,
             stop_after_generation: int | None):
-    session = open_session(config, out, resume)
-    if resume and session.distributed.is_main and not any((out / name).exists() for name in (NEWEST, PREVIOUS)):
-        truncate_jsonl(out / "search.jsonl", 0)  # killed before its first checkpoint: the search starts again
+    run = open_run(config, out, resume, f"search {config.method}",
+                   SPOS_FORMAT if config.method == "spos" else PROXYLESS_FORMAT,
+                   f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume",
+                   stop_after={"epoch": stop_after_epoch, "generation": stop_after_generation})
+    session = open_session(run)
+    if resume and not any((out / name).exists() for name in (NEWEST, PREVIOUS)):
+        run.keep_log("search.jsonl", 0)  # killed before its first checkpoint: the search starts again
     data = session.dataset
     space = resolve_space(config.space, config.preset, data.num_classes, data.channels, data.resolution)
     generator = torch.Generator().manual_seed(config.seed + 3)
@@ -89,10 +92,9 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
                 madds=madds, paths=lambda choice: [((i,), i) for i in choice])
 
     if config.method == "spos":
-        best, score, records = search_spos(session, encoding, stop_after_epoch, stop_after_generation)
+        best, score, records = search_spos(session, encoding)
     else:
-        best, _, records = search_proxyless(session, supernet, config.method == "proxyless-g", stop_after_epoch,
-                                            constraints=constraints)
+        best, _, records = search_proxyless(session, supernet, config.method == "proxyless-g", constraints=constraints)
         score = records[-1]["validation_accuracy"] if records else None
     if best is None:
         return None
@@ -113,15 +115,13 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         # What the architecture distributions chose on their own, and whether the budget changed it.
         result["argmax_madds"] = records[-1]["argmax_madds"]
         result["fitted_to_budget"] = records[-1]["argmax"] != records[-1]["choice"]
-    if session.distributed.is_main:
-        # arch.json last: `autospace run` takes it as the sign that the search stage is done.
-        atomic_write_json(out / "result.json", result)
-        save_arch(out / "arch.json", network, info=result)
-        if not within:
-            print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
-                  f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; "
-                  f"{_stronger_penalty_hint(config)}, or keep fit_to_budget=true", file=sys.stderr)
-    barrier(session.distributed)  # arch.json is there for every rank (autospace run trains it next)
+    if run.is_main and not within:
+        print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
+              f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; "
+              f"{_stronger_penalty_hint(config)}, or keep fit_to_budget=true", file=sys.stderr)
+    # arch.json last: `autospace run` takes it as the sign that the search stage is done.
+    run.finish(None, "", [lambda: atomic_write_json(out / "result.json", result),
+                          lambda: save_arch(out / "arch.json", network, info=result)])
     return network
 
 

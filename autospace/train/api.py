@@ -16,11 +16,10 @@ import os
 from pathlib import Path
 
 from autospace.arch import Network, arch_to_dict, load_arch
-from autospace.runtime.checkpoints import checkpoint_position
 from autospace.runtime.config import load_config
 from autospace.data import ImageDataset, load_dataset
 from autospace.errors import AutospaceError
-from autospace.runtime.resume import learning_rate_changes, record_learning_rate_changes
+from autospace.runtime.resume import learning_rate_changes
 from autospace.runtime.run_lock import run_folder_lock
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.config import TrainConfig
@@ -47,9 +46,8 @@ def _train(arch, config: TrainConfig | None, out: Path, resume: bool, dataset: I
         saved = load_config(TrainConfig, saved_config_path)
         if config is None:
             config = saved
-        else:  # a learning-rate change is allowed and recorded in config.yaml; any other is refused
-            record_learning_rate_changes(out, config, learning_rate_changes(saved, config, out),
-                                         checkpoint_position(out))
+        else:  # refused before the data is loaded; a learning-rate change is recorded by open_run
+            learning_rate_changes(saved, config, out)
     if config is None:
         config = TrainConfig()
 

@@ -1,26 +1,16 @@
 """Checkpoints of a space evolution: everything needed to continue bit for bit.
 
-Written at every regeneration through `autospace.runtime.checkpoints` (atomic, the last two kept).
+Written at every regeneration through the run (`autospace.runtime.run`: atomic, the last two kept).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
 from autospace.arch.codec import block_from_dict, cell_to_dict
-from autospace.runtime.checkpoints import load_rotating_checkpoint, save_rotating_checkpoint
 
 EVOLVE_CHECKPOINT_FORMAT = "autospace.evolve-checkpoint/1"
-
-
-def save_evolution_checkpoint(run_dir: Path, state: dict) -> None:
-    save_rotating_checkpoint(run_dir, state, EVOLVE_CHECKPOINT_FORMAT)
-
-
-def load_evolution_checkpoint(run_dir: Path) -> dict | None:
-    return load_rotating_checkpoint(run_dir, EVOLVE_CHECKPOINT_FORMAT)
 
 
 def supernet_snapshot(supernet, cells: list[list]) -> dict:

@@ -217,7 +217,7 @@ def open_run(config, out: str | Path, resume: bool, stage: str, checkpoint_forma
         out.mkdir(parents=True, exist_ok=True)
         if changes:
             record_learning_rate_changes(out, config, changes, checkpoint_position(out))
-        elif not resume:
+        elif not (out / "config.yaml").exists():  # a new run (or one killed before it wrote it)
             save_config(out / "config.yaml", config)
         for name, write in (files or {}).items():
             write(out / name)

@@ -28,13 +28,13 @@ _API = {
     "build_model": ("autospace.nn", "build_network"),
     "profile": ("autospace.profiling", "profile"),
     "export_model": ("autospace.export", "export_model"),
-    "draw": ("autospace.show", "draw"),
+    "draw": ("autospace.report.show", "draw"),
     "EvolveConfig": ("autospace.evolve", "EvolveConfig"),
     "NseConfig": ("autospace.evolve", "NseConfig"),
     "SearchConfig": ("autospace.search", "SearchConfig"),
     "TrainConfig": ("autospace.train", "TrainConfig"),
     "RunConfig": ("autospace.pipeline", "RunConfig"),
-    "load_config": ("autospace.config", "load_config"),
+    "load_config": ("autospace.runtime.config", "load_config"),
 }
 
 __all__ = sorted(_API)

@@ -29,7 +29,7 @@ from autospace.cost.cell_latency import component_key, missing_components, raw_c
 from autospace.cost.latency import (
     LatencyEntry, LatencyTable, fixed_keys, fixed_latency_ms, load_table, require_same_conditions, save_table,
 )
-from autospace.device import resolve_device, resolve_precision
+from autospace.runtime.device import resolve_device, resolve_precision
 from autospace.errors import AutospaceError
 from autospace.latency_timing import network_keys, open_table, restores_torch_threads, summarise, table_conditions, time_segments
 

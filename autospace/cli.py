@@ -45,12 +45,12 @@ def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> lis
 
 def _resumed_config(cls, run_dir: Path, overrides: list[str]):
     """The saved config of a run folder to resume (a clear error for a missing, foreign or
-    incompatible one) with `overrides`, which may change the keys `autospace.resume` allows; the
+    incompatible one) with `overrides`, which may change the keys `autospace.runtime.resume` allows; the
     folder must be writable and not in use by another process."""
-    from autospace.atomic import require_writable_folder
-    from autospace.config import load_saved_config
-    from autospace.resume import resumed_config
-    from autospace.run_lock import run_folder_lock
+    from autospace.runtime.atomic import require_writable_folder
+    from autospace.runtime.config import load_saved_config
+    from autospace.runtime.resume import resumed_config
+    from autospace.runtime.run_lock import run_folder_lock
 
     load_saved_config(cls, run_dir)  # a folder without a run, or of another kind: said before anything else
     require_writable_folder(run_dir)
@@ -60,7 +60,7 @@ def _resumed_config(cls, run_dir: Path, overrides: list[str]):
 
 def _require_writable_output(path: str | None, what: str) -> None:
     if path is not None:
-        from autospace.atomic import require_writable_folder
+        from autospace.runtime.atomic import require_writable_folder
 
         if not path.strip():
             raise AutospaceError(f"the {what} path is empty; give a file or folder name")
@@ -80,7 +80,7 @@ def _command_space_count(args: argparse.Namespace) -> int:
 
 def _command_profile(args: argparse.Namespace) -> int:
     from autospace.arch import load_arch
-    from autospace.device import resolve_device
+    from autospace.runtime.device import resolve_device
     from autospace.profiling import profile
 
     network = load_arch(args.arch)
@@ -100,7 +100,7 @@ def _command_profile(args: argparse.Namespace) -> int:
 
 
 def _command_train(args: argparse.Namespace) -> int:
-    from autospace.config import load_config
+    from autospace.runtime.config import load_config
     from autospace.train import TrainConfig, train
 
     if args.resume:
@@ -121,7 +121,7 @@ def _command_train(args: argparse.Namespace) -> int:
 
 
 def _command_evolve(args: argparse.Namespace) -> int:
-    from autospace.config import load_config
+    from autospace.runtime.config import load_config
     from autospace.evolve import evolve
 
     overrides = _shortcut_overrides(args, ("data", "data_dir", "device", "precision", "seed", "preset",
@@ -164,8 +164,8 @@ def _latency_overrides(args: argparse.Namespace, prefix: str, params: bool = Tru
 
 
 def _command_search(args: argparse.Namespace) -> int:
-    from autospace.config import load_config
     from autospace.pipeline import search_initialiser
+    from autospace.runtime.config import load_config
     from autospace.search import SearchConfig, search
 
     overrides = (_madds_override("target_madds", args.target_madds) + _latency_overrides(args, "")
@@ -230,7 +230,7 @@ def _evolve_config_class(method: str):
 
 
 def _command_show(args: argparse.Namespace) -> int:
-    from autospace.show import draw
+    from autospace.report.show import draw
 
     out = Path(args.output) if args.output else Path(args.file).with_suffix(".svg")
     _require_writable_output(str(out), "picture")
@@ -239,7 +239,7 @@ def _command_show(args: argparse.Namespace) -> int:
 
 
 def _command_report(args: argparse.Namespace) -> int:
-    from autospace.html_report import write_html_report
+    from autospace.report.html import write_html_report
 
     _require_writable_output(args.output or args.runs[0], "report")
     print(write_html_report([Path(run) for run in args.runs], Path(args.output) if args.output else None,
@@ -256,8 +256,8 @@ def _command_export(args: argparse.Namespace) -> int:
 
 
 def _command_import_config(args: argparse.Namespace) -> int:
-    from autospace.atomic import require_file_path
-    from autospace.importing import import_config_to_file
+    from autospace.runtime.atomic import require_file_path
+    from autospace.arch.netconfig import import_config_to_file
 
     require_file_path(args.output, "arch file")
     _require_writable_output(args.output, "arch file")
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         if "torch.distributed" in sys.modules:  # a run command may have started a process group
-            from autospace.distributed import destroy
+            from autospace.runtime.distributed import destroy
 
             destroy()
         if quiet is not None:

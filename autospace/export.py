@@ -25,7 +25,7 @@ from torch import nn
 
 from autospace.arch import CellBlock, InvertedResidual, MultiBranch, Network, canonical, load_arch
 from autospace.arch.ops import EDGES, INNER_NODES
-from autospace.atomic import atomic_write_bytes, atomic_write_text
+from autospace.runtime.atomic import atomic_write_bytes, atomic_write_text
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
 from autospace.nn.blocks import irb_mid_channels

@@ -9,7 +9,7 @@ from autospace.errors import AutospaceError
 
 
 def _command_latency_table(args: argparse.Namespace) -> int:
-    from autospace.atomic import require_file_path, require_writable_folder
+    from autospace.runtime.atomic import require_file_path, require_writable_folder
     from autospace.latency_timing import measure_latency_table, table_space
 
     require_file_path(args.output, "latency table")

@@ -17,6 +17,7 @@ and recorded.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Sequence
@@ -29,7 +30,7 @@ from autospace.arch.space import SearchSpace
 from autospace.cost.latency import (
     LatencyEntry, LatencyTable, block_key, head_key, load_table, require_same_conditions, save_table, stem_key,
 )
-from autospace.device import hardware_info, resolve_device, resolve_precision
+from autospace.runtime.device import hardware_info, resolve_device, resolve_precision
 from autospace.errors import AutospaceError
 
 
@@ -317,3 +318,39 @@ def profile_against_table(network, table_path: str | Path, device: str | None = 
     return {"params": cost.params, "madds": cost.madds, "resolution": network.resolution,
             "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
             **predicted_vs_measured(predicted, measured)}
+
+
+def latency_table_for(path: str | None, space):
+    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms, load_table
+    from autospace.nn.block_supernet import layer_choices
+
+    if not path:
+        raise AutospaceError("a latency target needs a latency table: give --latency-table TABLE.json (make one "
+                             "with `autospace latency-table SPACE --device cpu -o TABLE.json`)")
+    table = load_table(path)
+    try:
+        candidate_latencies_ms(table, space.skeleton, layer_choices(space))
+        fixed_latency_ms(table, space.skeleton)
+        return table
+    except AutospaceError as missing:
+        from autospace.runtime.device import hardware_info
+
+        here = hardware_info("cpu")["device_name"]
+        if table.device != "cpu" or table.device_name != here:
+            raise missing
+    print(f"autospace: note: {path} lacks entries of this space; measuring them on this CPU ({here}) "
+          f"and adding them to the table", file=sys.stderr)
+    return measure_latency_table(space, "cpu", table.batch_size, path, threads=table.threads,
+                                 warmup=table.warmup, precision=table.precision, statistic=table.statistic,
+                                 progress=False)
+
+
+
+def round_latency_us(table_path: str, supernet) -> tuple[list[list[float]], float]:
+    """Per layer the candidates' latency (a multi-branch layer costs the sum of its branches, so NSE's
+    expectation stays linear) and the fixed part, in microseconds, for a supernet's space."""
+    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+
+    table = latency_table_for(table_path, supernet.space)
+    rows = candidate_latencies_ms(table, supernet.skeleton, supernet.choices)
+    return [[1000 * value for value in row] for row in rows], 1000 * fixed_latency_ms(table, supernet.skeleton)

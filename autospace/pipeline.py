@@ -5,7 +5,7 @@ their commands. A stage is done when its output exists (space.json, arch.json,
 metrics.json); a stage folder without it is resumed, so `--resume` after a kill
 continues inside the stage that was running.
 
-Under torchrun every rank runs every stage (see `autospace.distributed`);
+Under torchrun every rank runs every stage (see `autospace.runtime.distributed`);
 rank 0 writes the files, and each stage ends with a barrier, so the next
 stage finds its input (space.json, arch.json) on every rank.
 """
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from autospace.atomic import atomic_write_json
-from autospace.config import load_config, save_config
-from autospace.device import hardware_info, resolve_device
-from autospace.distributed import barrier, init_distributed
+from autospace.runtime.atomic import atomic_write_json
+from autospace.runtime.config import load_config, save_config
+from autospace.runtime.device import hardware_info, resolve_device
+from autospace.runtime.distributed import barrier, init_distributed
 from autospace.errors import AutospaceError
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.nse_config import NseConfig
-from autospace.run_lock import LOCK_NAME, run_folder_lock
+from autospace.runtime.run_lock import LOCK_NAME, run_folder_lock
 from autospace.search.config import SearchConfig
 from autospace.search.spaces import BUILT_IN_SPACES
 from autospace.train.checkpoint import require_new_run_dir
@@ -93,8 +93,8 @@ def run_pipeline(config: RunConfig, out: str | Path, resume: bool = False) -> di
 def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
     from autospace.arch.codec import load_arch
     from autospace.evolve import evolve
-    from autospace.html_report import write_html_report
-    from autospace.report import write_run_report
+    from autospace.report.html import write_html_report
+    from autospace.report.markdown import write_run_report
     from autospace.search import search
     from autospace.train import train
 

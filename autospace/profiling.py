@@ -11,7 +11,7 @@ from autospace.arch.network import Network
 from autospace.cost import network_cost
 from autospace.nn import build_network
 from autospace.errors import AutospaceError
-from autospace.memory import require_parameters_fit
+from autospace.runtime.memory import require_parameters_fit
 
 
 def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], device: torch.device,

@@ -28,7 +28,7 @@ import torch.nn.functional as functional
 
 from autospace.arch import preset_skeleton, reference_cell
 from autospace.cost.units import parse_madds
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.runtime.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
 from autospace.evolve.layer_budget import layer_budgets
 from autospace.evolve.population import LayerPopulation
 from autospace.nn import build_network

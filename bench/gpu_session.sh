@@ -61,7 +61,7 @@ say "data: ${AUTOSPACE_DATA:-none}; smoke: $smoke"
 "$python" - "$out/hardware.json" >> "$log" 2>&1 <<'EOF'
 import json, subprocess, sys
 import torch
-from autospace.device import hardware_info
+from autospace.runtime.device import hardware_info
 info = hardware_info(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
 try:
     info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
@@ -116,7 +116,7 @@ else
   "$python" - "$run_dir" "$out/pipeline_progress.json" >> "$log" 2>&1 <<'EOF'
 import json, sys
 from pathlib import Path
-from autospace.atomic import read_jsonl
+from autospace.runtime.atomic import read_jsonl
 run = Path(sys.argv[1])
 progress = {"finished": False, "run_dir": str(run)}
 for stage, name, key in (("evolve", "history.jsonl", "step"), ("search", "search.jsonl", "epoch"),

@@ -18,9 +18,9 @@ import json
 import random
 from pathlib import Path
 
-from autospace.atomic import atomic_write_text
-from autospace.checkpoints import NEWEST, PREVIOUS
-from autospace.config import load_config, load_saved_config
+from autospace.runtime.atomic import atomic_write_text
+from autospace.runtime.checkpoints import NEWEST, PREVIOUS
+from autospace.runtime.config import load_config, load_saved_config
 from autospace.data.registry import resolve_data_dir
 from autospace.nb201 import Nb201Config, rank_cells
 from autospace.nb201.table import TABLE_NAME

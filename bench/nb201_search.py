@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from autospace.checkpoints import NEWEST, PREVIOUS
-from autospace.config import load_config, load_saved_config
+from autospace.runtime.checkpoints import NEWEST, PREVIOUS
+from autospace.runtime.config import load_config, load_saved_config
 from autospace.nb201 import Nb201Config, search_nb201
 
 

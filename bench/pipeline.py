@@ -32,10 +32,10 @@ from pathlib import Path
 
 import torch
 
-from autospace.atomic import atomic_write_json, read_optional_json
+from autospace.runtime.atomic import atomic_write_json, read_optional_json
 from autospace.cost.units import parse_madds
 from autospace.pipeline import load_run_config, run_pipeline
-from autospace.report import stage_times
+from autospace.report.markdown import stage_times
 
 # Settings for a CPU smoke run on synthetic data (seconds per stage): the pipeline's
 # code paths, not its results.

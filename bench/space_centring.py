@@ -73,7 +73,7 @@ def simulate(preset: str, budget: int, seed: int, config) -> dict:
 def real_run(args, budget: int, out: Path) -> dict:
     """`autospace evolve` with the run preset's DEA settings (resumes or reuses a finished run)."""
     from autospace.arch.codec import load_space
-    from autospace.atomic import read_jsonl
+    from autospace.runtime.atomic import read_jsonl
     from autospace.evolve import evolve
     from autospace.pipeline import load_run_config
 

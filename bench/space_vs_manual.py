@@ -29,10 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_table.py beside this file
 
-from autospace.atomic import append_jsonl, atomic_write_text, read_optional_json  # noqa: E402
+from autospace.runtime.atomic import append_jsonl, atomic_write_text, read_optional_json  # noqa: E402
 from autospace.cost.units import parse_madds  # noqa: E402
 from autospace.pipeline import load_run_config, run_pipeline  # noqa: E402
-from autospace.report import stage_times  # noqa: E402
+from autospace.report.markdown import stage_times  # noqa: E402
 from results_table import markdown_table, read_rows  # noqa: E402
 
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as functional
 
 from autospace.arch import load_arch
-from autospace.compiled import COMPILE_CHOICES, maybe_compile, resolve_compile
+from autospace.runtime.compiled import COMPILE_CHOICES, maybe_compile, resolve_compile
 from autospace.cost import network_cost
 from autospace.data import augment_batch, normalize_batch
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.runtime.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
 from autospace.nn import build_network
 from autospace.train.optim import make_optimizer
 

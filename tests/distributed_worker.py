@@ -24,7 +24,7 @@ from autospace.arch import Candidate, Cell, InvertedResidual, Layer, Network, Se
 from autospace.arch import reference_cell
 from autospace.data import normalize_batch, synthetic_dataset
 from autospace.data.stream import BatchStream
-from autospace.distributed import (
+from autospace.runtime.distributed import (
     RankDivergenceError, all_equal, all_reduce_sum, average_gradients, average_tensors, broadcast_object,
     check_same_on_all_ranks, init_distributed, shard_batch, sync_batch_layers,
 )
@@ -33,7 +33,7 @@ from autospace.nn import build_network
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.nn.supernet import CellSupernet
-from autospace.nonfinite import NonfiniteSteps
+from autospace.runtime.nonfinite import NonfiniteSteps
 from autospace.train.evaluate import evaluate
 
 BATCH = 8

@@ -19,7 +19,7 @@ from PIL import Image
 
 from autospace.arch import manual_space, preset_skeleton, save_space
 from autospace.cli import main
-from autospace.config import save_config
+from autospace.runtime.config import save_config
 from autospace.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]

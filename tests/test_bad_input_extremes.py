@@ -156,9 +156,9 @@ def test_image_folder_with_a_file_name_that_is_not_utf8(tmp_path):
 
 @pytest.mark.parametrize("command", ["profile", "train"])
 def test_network_too_big_for_memory_is_refused_before_allocating(tmp_path, capsys, monkeypatch, command):
-    import autospace.memory
+    import autospace.runtime.memory
 
-    monkeypatch.setattr(autospace.memory, "free_memory_bytes", lambda device: 8 * 2**30)
+    monkeypatch.setattr(autospace.runtime.memory, "free_memory_bytes", lambda device: 8 * 2**30)
     arch = valid_arch()
     for index in (1, 2):
         arch["network"]["layers"][index]["out_channels"] = 65536

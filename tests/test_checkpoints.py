@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from autospace.checkpoints import (
+from autospace.runtime.checkpoints import (
     NEWEST, PREVIOUS, load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint,
 )
 from autospace.errors import AutospaceError

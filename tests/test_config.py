@@ -9,7 +9,7 @@ from typing import Literal, Optional, Union
 import pytest
 import yaml
 
-from autospace.config import (
+from autospace.runtime.config import (
     config_differences, config_from_dict, config_keys, config_to_dict, describe_config, load_config, save_config,
 )
 from autospace.errors import AutospaceError

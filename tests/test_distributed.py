@@ -29,8 +29,8 @@ import pytest
 import torch
 
 from autospace.arch import InvertedResidual, Layer, Network, load_arch, save_arch
-from autospace.atomic import read_jsonl
-from autospace.config import save_config
+from autospace.runtime.atomic import read_jsonl
+from autospace.runtime.config import save_config
 from autospace.data import load_dataset
 from autospace.errors import AutospaceError
 from autospace.evolve import EvolveConfig, evolve
@@ -242,7 +242,7 @@ def test_torchrun_nse_agrees_across_ranks_and_with_one_process(tmp_path):
 
 
 def test_one_process_never_touches_torch_distributed():
-    from autospace.distributed import SINGLE_PROCESS, init_distributed
+    from autospace.runtime.distributed import SINGLE_PROCESS, init_distributed
 
     if "WORLD_SIZE" not in os.environ:
         assert init_distributed("cpu") is SINGLE_PROCESS

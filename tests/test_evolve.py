@@ -11,7 +11,7 @@ from autospace.arch import load_space, preset_skeleton, reference_cell
 from autospace.arch.cell import hamming, mutate
 from autospace.arch.codec import block_from_dict
 from autospace.cli import main
-from autospace.config import load_config
+from autospace.runtime.config import load_config
 from autospace.errors import AutospaceError
 from autospace.evolve import EvolveConfig, evolve
 from autospace.evolve.dea import compensated_fitness_step, count_compensation, parse_reference

@@ -21,12 +21,13 @@ import torch
 import torch.nn.functional as functional
 
 from autospace.arch import InvertedResidual, Layer, Network, save_arch
-from autospace.compiled import is_compiled, maybe_compile, original_module, resolve_compile
+from autospace.runtime.compiled import is_compiled, maybe_compile, original_module, resolve_compile
 from autospace.data import synthetic_dataset
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
 from autospace.nn.batchnorm import recalibrate_batch_norm
-from autospace.train import TrainConfig, evaluate, make_optimizer, train_network
+from autospace.train import TrainConfig, make_optimizer, train_network
+from autospace.train.evaluate import evaluate
 from autospace.train.optim import fast_update_options
 
 ROOT = Path(__file__).resolve().parents[1]

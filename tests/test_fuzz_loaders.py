@@ -10,7 +10,7 @@ from autospace.arch import (
     arch_from_dict, arch_to_dict, block_from_dict, load_arch, load_space, manual_space, mobilenetv2,
     preset_skeleton, space_from_dict, space_to_dict,
 )
-from autospace.config import load_config
+from autospace.runtime.config import load_config
 from autospace.errors import AutospaceError
 from autospace.evolve import EvolveConfig
 from autospace.search import SearchConfig
@@ -95,8 +95,8 @@ DEEP_JSON_TEXT = st.builds(_deep_json_text, st.one_of(st.integers(0, 80), st.int
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(DEEP_JSON_TEXT)
 def test_deeply_nested_json_files_into_every_file_reader(tmp_path_factory, text):
-    from autospace.importing import import_network_config
-    from autospace.show import load_drawable
+    from autospace.arch.netconfig import import_network_config
+    from autospace.report.show import load_drawable
 
     path = tmp_path_factory.mktemp("deep") / "file.json"
     path.write_text(text)

@@ -20,7 +20,7 @@ from autospace.data.split import class_balanced_order, stratified_split
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.dea import fixed_diagnostic_batches
 from autospace.search.config import SearchConfig
-from autospace.search.session import SearchSession
+from autospace.train.session import SearchSession
 
 
 def sorted_labels(classes: int, per_class: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""`autospace.html_report`: one self-contained report.html for one or several run folders.
+"""`autospace.report.html`: one self-contained report.html for one or several run folders.
 
 The run folders are fabricated with the schema `autospace run` writes (keys
 copied from a real run's files); a browser test renders the report with
@@ -21,7 +21,7 @@ from autospace.arch import CellBlock, SearchSpace, save_arch, save_space
 from autospace.arch.codec import cell_to_dict
 from autospace.cost import network_cost
 from autospace.errors import AutospaceError
-from autospace.html_report import summarize_run, write_html_report
+from autospace.report.html import summarize_run, write_html_report
 
 from test_show import small_network, small_space
 

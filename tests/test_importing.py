@@ -1,4 +1,4 @@
-"""Importing ProxylessNAS / Once-for-All net.config files (`autospace.importing`)."""
+"""Importing ProxylessNAS / Once-for-All net.config files (`autospace.arch.netconfig`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from autospace.arch import InvertedResidual, Layer, Network, ZeroBlock, load_arch, mobilenetv2
 from autospace.cost import network_cost
 from autospace.errors import AutospaceError
-from autospace.importing import import_config_to_file, import_network_config, network_from_config
+from autospace.arch.netconfig import import_config_to_file, import_network_config, network_from_config
 from autospace.nn import build_network
 
 

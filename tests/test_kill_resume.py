@@ -5,7 +5,7 @@ Every run here is the real CLI in its own process: `autospace.cli.main`, what `p
 autospace` runs, behind the small launcher below. Kill points:
 
 - deterministic, from inside the process: the launcher wraps `os.replace` and
-  `autospace.atomic.append_jsonl` (in this test only; the library has no hook) and sends
+  `autospace.runtime.atomic.append_jsonl` (in this test only; the library has no hook) and sends
   itself SIGKILL at the k-th checkpoint: after its rename (`checkpoint:k`), between the
   fsync of the new file and its rename (`write:k`: a kill during the checkpoint write), right
   after checkpoint.pt was rotated to checkpoint.prev.pt (`rotate:k`), right after the k-th
@@ -61,7 +61,7 @@ LAUNCHER = r"""
 import os, signal, sys
 from pathlib import Path
 
-import autospace.atomic as atomic
+import autospace.runtime.atomic as atomic
 
 # Ctrl-C semantics even when the test runner was started with SIGINT ignored (a background job).
 signal.signal(signal.SIGINT, signal.default_int_handler)

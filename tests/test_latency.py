@@ -204,7 +204,7 @@ def test_nse_latency_penalty_pulls_expected_latency_to_the_target():
     from types import SimpleNamespace
 
     from autospace.search.budget import expected_madds
-    from autospace.search.constraints import latency_penalty
+    from autospace.evolve.branch_masks import latency_penalty
 
     rows, fixed = [[100.0, 300.0], [50.0, 400.0]], 200.0
     config = SimpleNamespace(target_latency_ms=0.6, budget_madds=10**9, madds_weight=1.0)

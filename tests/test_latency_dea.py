@@ -15,7 +15,7 @@ from autospace.cost.cell_latency import (
     cell_components, cell_latency_ms, cell_network_latency_ms, layer_component_keys, scale_key,
 )
 from autospace.cost.latency import LatencyEntry, LatencyTable, fixed_keys, fixed_latency_ms, save_table
-from autospace.device import hardware_info
+from autospace.runtime.device import hardware_info
 from autospace.evolve import evolve
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.latency_budget import latency_bands, layer_latency_models

@@ -131,7 +131,7 @@ def test_built_network_runs_and_exports(tmp_path):
 
 def test_show_draws_multi_branch(tmp_path):
     from autospace.arch.codec import save_arch
-    from autospace.show import draw
+    from autospace.report.show import draw
 
     rng = random.Random(6)
     skeleton = preset_skeleton("cifar-small")

@@ -178,7 +178,7 @@ def test_rank_resumes_to_the_same_fitness(tmp_path):
 
 def held_out_losses(config, run_dir, cells):
     """Each cell's cross-entropy on held-out batches, with the run's final supernet weights."""
-    from autospace.checkpoints import load_rotating_checkpoint
+    from autospace.runtime.checkpoints import load_rotating_checkpoint
     from autospace.nb201.loop import CHECKPOINT_FORMAT, load_streams
 
     _, validation, num_classes = load_streams(config, torch.device("cpu"))

@@ -16,7 +16,7 @@ from autospace.evolve.nse import evolve_nse, pick_near_budget
 from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front
 from autospace.evolve.pool import LayerSubset, inverted_residual_pool, layer_pools, surviving_operators
-from autospace.search.branch_masks import (
+from autospace.evolve.branch_masks import (
     expected_branch_madds, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
 )
 
@@ -269,7 +269,7 @@ def test_bad_config_values_are_refused():
 
 def test_cli_nse_and_resume_detects_the_method(tmp_path, capsys):
     from autospace.cli import main
-    from autospace.config import save_config
+    from autospace.runtime.config import save_config
 
     preset = tmp_path / "tiny.yaml"
     save_config(preset, tiny_config(rounds=1))
@@ -340,7 +340,7 @@ def test_sigkill_mid_round_then_resume_gives_the_same_space(finished_run, tmp_pa
     import sys
     import time
 
-    from autospace.config import save_config
+    from autospace.runtime.config import save_config
 
     out, space = finished_run
     preset = tmp_path / "tiny.yaml"

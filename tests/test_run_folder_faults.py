@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from autospace.atomic import read_jsonl
-from autospace.checkpoints import (
+from autospace.runtime.atomic import read_jsonl
+from autospace.runtime.checkpoints import (
     NEWEST, PREVIOUS, NonFiniteStateError, load_rotating_checkpoint, save_rotating_checkpoint,
 )
 from autospace.cli import main
-from autospace.config import load_config
-from autospace.resume import recorded_changes
+from autospace.runtime.config import load_config
+from autospace.runtime.resume import recorded_changes
 from autospace.train import TrainConfig
 from test_bad_input import ARCH, fails_cleanly
 
@@ -88,7 +88,7 @@ def test_disk_full_stops_with_one_line_exit_2_and_the_resume_hint(tmp_path, caps
 
 HOLD_THE_LOCK = """
 import sys, time
-from autospace.run_lock import run_folder_lock
+from autospace.runtime.run_lock import run_folder_lock
 with run_folder_lock(sys.argv[1]):
     print("locked", flush=True)
     time.sleep(600)
@@ -130,7 +130,7 @@ def flip_tensor_bytes(path: Path) -> None:
 
 def interrupted_after_checkpoint(monkeypatch, out: Path, count: int, epochs: int, *extra: str) -> None:
     """A CLI train run stopped (like Ctrl-C) right after its `count`-th checkpoint."""
-    import autospace.train.loop as loop
+    import autospace.runtime.run as loop
 
     real_save, saved = loop.save_checkpoint, []
 

@@ -1,4 +1,4 @@
-"""`autospace.show`: a cell, a space and a network drawn to valid PNG and SVG files."""
+"""`autospace.report.show`: a cell, a space and a network drawn to valid PNG and SVG files."""
 
 import json
 import random
@@ -15,8 +15,8 @@ from autospace.arch import (
 from autospace.arch.cell import canonical, mutate
 from autospace.arch.codec import block_to_dict, cell_to_dict
 from autospace.errors import AutospaceError
-from autospace.show import draw, load_drawable, render
-from autospace.show_cell import cell_to_dot, live_edges
+from autospace.report.show import draw, load_drawable, render
+from autospace.report.show_cell import cell_to_dot, live_edges
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RICH_CELL = Cell(("dwconv3x3", "conv1x1", "conv3x3", "identity", "dwconv3x3", "conv1x1"), 3, "concat")

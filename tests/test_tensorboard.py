@@ -5,7 +5,7 @@ import builtins
 import pytest
 
 from autospace.errors import AutospaceError
-from autospace.tensorboard import ScalarMirror
+from autospace.runtime.tensorboard import ScalarMirror
 
 
 def test_disabled_mirror_writes_nothing(tmp_path):

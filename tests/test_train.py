@@ -10,16 +10,17 @@ import pytest
 import torch
 
 from autospace.arch import InvertedResidual, Layer, Network, load_arch, save_arch
-from autospace.atomic import read_jsonl
+from autospace.runtime.atomic import read_jsonl
 from autospace.data import synthetic_dataset
-from autospace.config import load_config
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
+from autospace.runtime.config import load_config
+from autospace.runtime.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
 from autospace.train import (
-    CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, TrainConfig, evaluate, learning_rate_at, make_optimizer, train,
+    CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, TrainConfig, learning_rate_at, make_optimizer, train,
     train_network,
 )
+from autospace.train.evaluate import evaluate
 
 TIMING_KEYS = ("images_per_second", "epoch_seconds", "elapsed_seconds")
 
@@ -106,7 +107,7 @@ def test_unreadable_checkpoints_and_changed_config_are_errors(tmp_path, dataset)
     train_network(tiny_network(), dataset, quick_config(), tmp_path, stop_after_epoch=1)
     with pytest.raises(AutospaceError, match="different config.*momentum"):
         train_network(tiny_network(), dataset, quick_config(momentum=0.5), tmp_path, resume=True)
-    # The learning rate may change on resume (autospace/resume.py; the CLI records it in config.yaml).
+    # The learning rate may change on resume (autospace/runtime/resume.py; the CLI records it in config.yaml).
     (tmp_path / CHECKPOINT_NAME).write_bytes(b"garbage")
     with pytest.raises(AutospaceError, match="no readable checkpoint"):
         train_network(tiny_network(), dataset, quick_config(), tmp_path, resume=True)

@@ -1,22 +1,19 @@
 """Architectures as plain data (no torch): cells, blocks, networks, spaces, JSON."""
 
-from autospace.arch.blocks import (
-    Block, CellBlock, InvertedResidual, MultiBranch, ZeroBlock, block_to_string, canonical_block,
-)
-from autospace.arch.cell import Cell, all_cells, canonical, count_cells, hamming, mutate, reference_cell
-from autospace.arch.codec import (
-    arch_from_dict, arch_to_dict, block_from_dict, block_to_dict, load_arch, load_space, save_arch,
-    save_space, space_from_dict, space_to_dict,
-)
-from autospace.arch.network import Layer, LayerSlot, Network, Skeleton, Stage
-from autospace.arch.presets import PRESETS, mobilenetv2, preset_skeleton
-from autospace.arch.space import Candidate, SearchSpace, manual_space
+from autospace.runtime.lazy import lazy_exports
 
-__all__ = [
-    "Block", "CellBlock", "InvertedResidual", "MultiBranch", "ZeroBlock", "block_to_string", "canonical_block",
-    "Cell", "all_cells", "canonical", "count_cells", "hamming", "mutate", "reference_cell",
-    "arch_from_dict", "arch_to_dict", "block_from_dict", "block_to_dict", "load_arch", "load_space",
-    "save_arch", "save_space", "space_from_dict", "space_to_dict",
-    "Layer", "LayerSlot", "Network", "Skeleton", "Stage", "PRESETS", "mobilenetv2", "preset_skeleton",
-    "Candidate", "SearchSpace", "manual_space",
-]
+_EXPORTS = {
+    "Block": "blocks", "CellBlock": "blocks", "InvertedResidual": "blocks", "MultiBranch": "blocks",
+    "ZeroBlock": "blocks", "block_to_string": "blocks", "canonical_block": "blocks",
+    "Cell": "cell", "all_cells": "cell", "canonical": "cell", "count_cells": "cell", "hamming": "cell",
+    "mutate": "cell", "reference_cell": "cell",
+    "arch_from_dict": "codec", "arch_to_dict": "codec", "block_from_dict": "codec", "block_to_dict": "codec",
+    "load_arch": "codec", "load_space": "codec", "save_arch": "codec", "save_space": "codec",
+    "space_from_dict": "codec", "space_to_dict": "codec",
+    "Layer": "network", "LayerSlot": "network", "Network": "network", "Skeleton": "network",
+    "Stage": "network",
+    "PRESETS": "presets", "mobilenetv2": "presets", "preset_skeleton": "presets",
+    "Candidate": "space", "SearchSpace": "space", "manual_space": "space",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

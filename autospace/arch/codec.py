@@ -246,7 +246,7 @@ def read_json_file(path: str | os.PathLike, what: str) -> Any:
         raise AutospaceError(f"{what} file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
         raise AutospaceError(f"cannot read {what} file {path}: {error}") from None
-    from autospace.parsing import parse_json
+    from autospace.runtime.parsing import parse_json
 
     return parse_json(text, f"{what} file {path}")
 
@@ -269,12 +269,12 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
 
 
 def save_arch(path: str | os.PathLike, network: Network, info: dict | None = None) -> None:
-    from autospace.atomic import atomic_write_json
+    from autospace.runtime.atomic import atomic_write_json
 
     atomic_write_json(path, arch_to_dict(network, info))
 
 
 def save_space(path: str | os.PathLike, space: SearchSpace, annotate=None) -> None:
-    from autospace.atomic import atomic_write_json
+    from autospace.runtime.atomic import atomic_write_json
 
     atomic_write_json(path, space_to_dict(space, annotate))

@@ -1,8 +1,11 @@
 """Analytic params and MAdds of blocks and networks."""
 
-from autospace.cost.analytic import (
-    Cost, block_cost, cell_cost, irb_cost, layer_costs, network_cost, network_madds, network_params,
-)
+from autospace.runtime.lazy import lazy_exports
 
-__all__ = ["Cost", "block_cost", "cell_cost", "irb_cost", "layer_costs", "network_cost",
-           "network_madds", "network_params"]
+_EXPORTS = {
+    "Cost": "analytic", "block_cost": "analytic", "cell_cost": "analytic", "irb_cost": "analytic",
+    "layer_costs": "analytic", "network_cost": "analytic", "network_madds": "analytic",
+    "network_params": "analytic",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -185,13 +185,13 @@ def table_from_json(data, source: str = "latency table") -> LatencyTable:
 
 
 def save_table(path: str | Path, table: LatencyTable) -> None:
-    from autospace.atomic import atomic_write_json
+    from autospace.runtime.atomic import atomic_write_json
 
     atomic_write_json(path, table_to_json(table))
 
 
 def load_table(path: str | Path) -> LatencyTable:
-    from autospace.parsing import parse_json
+    from autospace.runtime.parsing import parse_json
 
     path = Path(path)
     try:

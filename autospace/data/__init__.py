@@ -7,35 +7,17 @@ Environment variables:
 - AUTOSPACE_NO_DOWNLOAD=1: never download; a missing CIFAR-10 is an error at once.
 """
 
-from autospace.data.batches import (
-    apply_augmentation,
-    augment_batch,
-    draw_augmentation,
-    epoch_batches,
-    iterate_batches,
-    normalize_batch,
-    reference_augment,
-)
-from autospace.data.cache import resolve_cache_dir
-from autospace.data.dataset import ImageDataset, channel_statistics
-from autospace.data.registry import DATASET_NAMES, load_dataset, resolve_data_dir
-from autospace.data.split import stratified_split
-from autospace.data.synthetic import synthetic_dataset
+from autospace.runtime.lazy import lazy_exports
 
-__all__ = [
-    "DATASET_NAMES",
-    "ImageDataset",
-    "apply_augmentation",
-    "augment_batch",
-    "channel_statistics",
-    "draw_augmentation",
-    "epoch_batches",
-    "iterate_batches",
-    "load_dataset",
-    "normalize_batch",
-    "reference_augment",
-    "resolve_cache_dir",
-    "resolve_data_dir",
-    "stratified_split",
-    "synthetic_dataset",
-]
+_EXPORTS = {
+    "apply_augmentation": "batches", "augment_batch": "batches", "draw_augmentation": "batches",
+    "epoch_batches": "batches", "iterate_batches": "batches", "normalize_batch": "batches",
+    "reference_augment": "batches",
+    "resolve_cache_dir": "cache",
+    "ImageDataset": "dataset", "channel_statistics": "dataset",
+    "DATASET_NAMES": "registry", "load_dataset": "registry", "resolve_data_dir": "registry",
+    "stratified_split": "split",
+    "synthetic_dataset": "synthetic",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autospace.atomic import atomic_write_bytes, atomic_write_json
+from autospace.runtime.atomic import atomic_write_bytes, atomic_write_json
 from autospace.data.dataset import ImageDataset
 
 CACHE_FORMAT_VERSION = 1

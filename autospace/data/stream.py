@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from autospace.data.batches import apply_augmentation, draw_augmentation, normalize_batch
-from autospace.distributed import SINGLE_PROCESS, Distributed, require_divisible_batch, shard_batch
+from autospace.runtime.distributed import SINGLE_PROCESS, Distributed, require_divisible_batch, shard_batch
 from autospace.errors import AutospaceError
 
 

@@ -1,31 +1,8 @@
-"""Search-space learners: AutoSpace's DEA (and NSE)."""
+"""Search-space learners: AutoSpace's DEA (`dea.py`) and NSE (`nse.py`); `evolve` runs either."""
 
-from __future__ import annotations
+from autospace.runtime.lazy import lazy_exports
 
-from pathlib import Path
-
-from autospace.distributed import environment_world_size
-from autospace.errors import AutospaceError
-from autospace.evolve.config import EvolveConfig
-from autospace.evolve.dea import evolve_autospace
-from autospace.evolve.nse import evolve_nse
-from autospace.evolve.nse_config import NseConfig
-from autospace.run_lock import run_folder_lock
-
-EVOLVE_METHODS = {"autospace": (EvolveConfig, evolve_autospace), "nse": (NseConfig, evolve_nse)}
-DISTRIBUTED_METHODS = ("autospace", "nse")  # methods whose loop uses autospace.distributed (torchrun)
-
-
-def evolve(method: str, config, out: str | Path, resume: bool = False):
-    """Learn a search space with `method` and write `out/space.json`; returns the SearchSpace."""
-    if method not in EVOLVE_METHODS:
-        raise AutospaceError(f"unknown evolve method {method!r}; valid methods: {', '.join(EVOLVE_METHODS)}")
-    if method not in DISTRIBUTED_METHODS and environment_world_size() > 1:
-        raise AutospaceError(f"evolve --method {method} does not run under torchrun yet (every process would "
-                             f"write the same folder); run it as one process, or use --method "
-                             f"{' or '.join(DISTRIBUTED_METHODS)}")
-    with run_folder_lock(out, create=not resume):
-        return EVOLVE_METHODS[method][1](config, out, resume=resume)
-
-
-__all__ = ["EVOLVE_METHODS", "EvolveConfig", "NseConfig", "evolve", "evolve_autospace", "evolve_nse"]
+_EXPORTS = {"EVOLVE_METHODS": "api", "evolve": "api", "EvolveConfig": "config", "NseConfig": "nse_config",
+            "evolve_autospace": "dea", "evolve_nse": "nse"}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

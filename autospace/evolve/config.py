@@ -96,7 +96,7 @@ class EvolveConfig:
     tensorboard: bool = _help("also write the per-regeneration figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
-        from autospace.config import require_at_least, require_between
+        from autospace.runtime.config import require_at_least, require_between
         from autospace.errors import AutospaceError
 
         require_at_least(self, 1, "budget_madds", "population_size", "tournament_size", "max_distance",

@@ -8,7 +8,7 @@ steps the fitness goes back to the population with momentum (Eq. 5), winners
 of tournaments are mutated into offspring, the oldest or weakest leave, and
 the supernet is rebuilt from the weight banks (weights are inherited).
 
-Under torchrun (`autospace.distributed`) every rank holds the same populations
+Under torchrun (`autospace.runtime.distributed`) every rank holds the same populations
 and samples the same cells; each trains on its slice of every global batch,
 weight and fitness gradients are averaged and BN sees the global batch, so all
 ranks keep identical populations, fitness and weights. Rank 0 writes the folder.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import random
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,26 +30,21 @@ from autospace.arch.cell import Cell, cell_to_string, reference_cell
 from autospace.arch.codec import block_from_dict, cell_to_dict, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
-from autospace.checkpoints import require_finite_loss
-from autospace.config import save_config
-from autospace.tensorboard import ScalarMirror
+from autospace.runtime.atomic import read_jsonl
+from autospace.runtime.checkpoints import require_finite_loss
 from autospace.cost.analytic import block_cost
 from autospace.cost.cell_latency import cell_latency_ms
 from autospace.cost.latency import fixed_latency_ms
 from autospace.data import load_dataset, stratified_split
 from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
-from autospace.distributed import (
-    all_reduce_mean, average_gradients, average_tensors, barrier, check_same_on_all_ranks, init_distributed,
-    require_divisible_batch, sync_batch_layers,
+from autospace.runtime.device import hardware_info
+from autospace.runtime.distributed import (
+    all_reduce_mean, average_gradients, average_tensors, check_same_on_all_ranks, sync_batch_layers,
 )
 from autospace.errors import AutospaceError
-from autospace.evolve.checkpoint import (
-    load_evolution_checkpoint, load_optimizer_state_by_name, optimizer_state_by_name, restore_supernet,
-    save_evolution_checkpoint, supernet_snapshot,
-)
+from autospace.evolve.checkpoint import EVOLVE_CHECKPOINT_FORMAT, restore_supernet, supernet_snapshot
+from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.config import EvolveConfig
 from autospace.evolve.diagnostics import (
     FitnessPersistence, centred_changes, fitness_spread, noise_warning,
@@ -60,12 +54,11 @@ from autospace.evolve.latency_budget import (
     dea_latency_table, latency_bands, layer_latency_models, space_latency_summary,
 )
 from autospace.evolve.population import LayerPopulation
-from autospace.evolve.report import write_fitness_plot, write_space_table
+from autospace.report.space import write_fitness_plot, write_space_table
 from autospace.data import normalize_batch
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.supernet import CellSupernet
-from autospace.nonfinite import NonfiniteSteps
-from autospace.train.checkpoint import require_new_run_dir
+from autospace.runtime.run import open_run
 from autospace.train.optim import fast_update_options, learning_rate_at
 
 
@@ -137,21 +130,11 @@ def fitness_optimizer(supernet: CellSupernet, config: EvolveConfig) -> torch.opt
 def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False,
                      stop_after_regeneration: int | None = None) -> SearchSpace:
     """Run the DEA and write `out/space.json`; `resume` continues from the last checkpoint."""
-    out = Path(out)
-    started = time.perf_counter()
-    device = resolve_device(config.device)
-    dist = init_distributed(device.type)
-    device = dist.local_device(device)
-    require_divisible_batch(dist, config.batch_size)
-    if not resume:
-        require_new_run_dir(out)
-    barrier(dist)  # every rank has looked at the folder before rank 0 writes into it
-    if not resume and dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(out / "config.yaml", config)
-    barrier(dist)  # rank 0's files are whole before another rank reads (or tidies) the folder
-    autocast_dtype = resolve_precision(config.precision, device)
-    channels_last = resolve_channels_last(config.channels_last, device)
+    run = open_run(config, out, resume, "evolve", EVOLVE_CHECKPOINT_FORMAT,
+                   f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume",
+                   stop_after={"regeneration": stop_after_regeneration})
+    out, device, dist, guard = run.out, run.device, run.distributed, run.guard
+    autocast_dtype, channels_last = run.autocast_dtype, run.channels_last
 
     dataset = load_dataset(config.data, config.data_dir, config.image_size)
     if config.train_subset is not None:
@@ -207,14 +190,12 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         sync_batch_layers(dist, supernet)  # new bank modules see the global batch too
         return cells, counts
 
-    guard = NonfiniteSteps(config.skip_nonfinite, "evolve", out,
-                           f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume", dist)
+    for name, thing in (("python_rng", rng), ("sampler", sampler), ("train_stream", train_stream),
+                        ("validation_stream", validation_stream)):
+        run.track(name, thing)
     step, regeneration, fitness_steps_total = 0, 0, 0
-    checkpoint = load_evolution_checkpoint(out) if resume else None
-    barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
+    checkpoint = run.restore()
     if checkpoint is not None:
-        rng.setstate(checkpoint["python_rng"])
-        sampler.set_state(checkpoint["sampler"])
         for population, state, (distance, floor, cap) in zip(populations, checkpoint["populations"],
                                                                checkpoint["bands"]):
             population.load_state(state)
@@ -230,16 +211,11 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         others = other_counts(populations, cells)  # fixed until the next write-back
         optimizer = weight_optimizer(supernet, config)
         load_optimizer_state_by_name(supernet, optimizer, checkpoint["weight_optimizer"])
-        train_stream.load_state_dict(checkpoint["train_stream"])
-        validation_stream.load_state_dict(checkpoint["validation_stream"])
         step, regeneration = checkpoint["step"], checkpoint["regeneration"]
-        guard.load_state_dict(checkpoint.get("nonfinite"))
-        if dist.is_main:
-            truncate_jsonl(out / "history.jsonl", regeneration)
-        started -= checkpoint["elapsed_seconds"]
+        run.keep_log("history.jsonl", regeneration)
     else:
-        if resume and dist.is_main:  # killed before the first checkpoint: begin again in the same folder
-            truncate_jsonl(out / "history.jsonl", 0)
+        if resume:  # killed before the first checkpoint: begin again in the same folder
+            run.keep_log("history.jsonl", 0)
         for population in populations:
             population.initialise(config.population_size, rng)
         cells, counts = rebuild(uniform=True)
@@ -247,11 +223,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         optimizer = weight_optimizer(supernet, config)
     alpha_optimizer = fitness_optimizer(supernet, config)
 
-    scalars = ScalarMirror(out, config.tensorboard and dist.is_main)
-    progress = None
-    if config.progress and dist.is_main:
-        from tqdm import tqdm
-        progress = tqdm(total=total_steps, initial=step, desc="evolve", dynamic_ncols=True)
+    progress = run.progress(total_steps, step, "evolve")
     running_loss = torch.zeros((), device=device)
     running_fitness_loss = torch.zeros((), device=device)
     fitness_steps = weight_steps = 0  # in the current regeneration window
@@ -306,8 +278,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 fitness_steps += 1
                 fitness_steps_total += 1
         step += 1
-        if progress is not None:
-            progress.update(1)
+        progress.update(1)
 
         # -- regeneration every N weight steps ------------------------------------------------------
         if step % config.regenerate_every == 0 or step == total_steps:
@@ -335,7 +306,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                       "persistence": persistent,
                       "constrained": step <= constrained_steps,
                       "populations": [population.state() for population in populations],
-                      "elapsed_seconds": round(time.perf_counter() - started, 2)}
+                      "elapsed_seconds": round(run.elapsed(), 2)}
             if guard.enabled:
                 record["skipped_nonfinite"] = guard.skipped
             require_finite_loss(record["weight_loss"] + record["fitness_loss"], "evolve",
@@ -354,10 +325,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 others = other_counts(populations, cells)  # fixed until the next write-back
                 optimizer = weight_optimizer(supernet, config, previous=optimizer)
                 alpha_optimizer = fitness_optimizer(supernet, config)
-            if dist.is_main:
-                append_jsonl(out / "history.jsonl", record)
-                scalars.log("evolve", record, step)
-            if progress is not None:
+            run.log("history.jsonl", record, "evolve", step)
+            if run.show:
                 best = [cell_to_string(population.top(1)[0].cell) for population in populations]
                 progress.set_postfix(epoch=train_stream.epoch + 1, loss=f"{record['weight_loss']:.3f}",
                                      fit=f"{record['fitness_loss']:.3f}", regen=regeneration)
@@ -366,26 +335,18 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                f"top-1 {_percent(heldout)}, persistence {_signed(persistent)}; best cells: "
                                + "; ".join(f"L{i} {name}" for i, name in enumerate(best[:3]))
                                + (" ..." if len(best) > 3 else ""))
-            if dist.is_main:
-                save_evolution_checkpoint(out, {
-                    "step": step, "regeneration": regeneration, "python_rng": rng.getstate(),
-                    "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
-                    "populations": [population.state() for population in populations],
-                    "bands": [[p.max_distance, p.budget.floor, p.budget.cap] for p in populations],
-                    "latency_bands": [[p.budget.latency_floor, p.budget.latency_cap] for p in populations],
-                    "persistence": persistence.state_dict(cell_to_dict), "fitness_steps_total": fitness_steps_total,
-                    "supernet": supernet_snapshot(supernet, cells), "counts": counts,
-                    "weight_optimizer": optimizer_state_by_name(supernet, optimizer),
-                    "train_stream": train_stream.state_dict(), "validation_stream": validation_stream.state_dict(),
-                    "elapsed_seconds": time.perf_counter() - started, "nonfinite": guard.state_dict(),
-                })
-            if stop_after_regeneration is not None and regeneration >= stop_after_regeneration and step < total_steps:
-                if progress is not None:
-                    progress.close()
+            run.checkpoint(
+                step=step, regeneration=regeneration, initialiser=initialiser.get_state(),
+                populations=[population.state() for population in populations],
+                bands=[[p.max_distance, p.budget.floor, p.budget.cap] for p in populations],
+                latency_bands=[[p.budget.latency_floor, p.budget.latency_cap] for p in populations],
+                persistence=persistence.state_dict(cell_to_dict), fitness_steps_total=fitness_steps_total,
+                supernet=supernet_snapshot(supernet, cells), counts=counts,
+                weight_optimizer=optimizer_state_by_name(supernet, optimizer))
+            if run.stop_requested(regeneration=regeneration) and step < total_steps:
+                run.close()
                 return None
-    if progress is not None:
-        progress.close()
-    scalars.close()
+    run.close()
     check_same_on_all_ranks(dist, {"populations": [population.state() for population in populations],
                                    "supernet": supernet.state_dict()}, "the populations and supernet weights")
 
@@ -404,7 +365,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         "method": "autospace", "budget_madds": config.budget_madds,
         "layer_madds_bands": [[p.budget.floor, p.budget.cap] for p in populations],
         "steps": total_steps, "regenerations": regeneration, "fitness_diagnostics": diagnostics,
-        "wall_time_s": round(time.perf_counter() - started, 1), "hardware": hardware_info(device)})
+        "wall_time_s": round(run.elapsed(), 1), "hardware": hardware_info(device)})
     slots = skeleton.searchable_slots()
     space.metadata["space_madds"] = space_madds_summary(
         fixed_madds(skeleton), [[block_cost(c.block, slot).madds for c in layer] for slot, layer in
@@ -423,11 +384,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         cost = block_cost(block, slots[layer])
         return {"madds": cost.madds, "params": cost.params}
 
-    if dist.is_main:
-        write_space_table(out / "space.md", space)
-        write_fitness_plot(out / "fitness.png", out / "history.jsonl", space)
-        save_space(out / "space.json", space, annotate)  # last: `autospace run` reads it as "stage done"
-    barrier(dist)  # space.json is there for every rank (autospace run searches in it next)
+    run.finish(None, "", [lambda: write_space_table(out / "space.md", space),
+                          lambda: write_fitness_plot(out / "fitness.png", out / "history.jsonl", space),
+                          lambda: save_space(out / "space.json", space, annotate)])  # last: "stage done"
     return space
 
 

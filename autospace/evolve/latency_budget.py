@@ -44,7 +44,7 @@ def dea_latency_table(path: str | None, skeleton: Skeleton) -> LatencyTable:
     missing = missing_components(table, slots) + [key for key in fixed_keys(skeleton) if key not in table.entries]
     if not missing:
         return table
-    from autospace.device import hardware_info
+    from autospace.runtime.device import hardware_info
 
     here = hardware_info("cpu")["device_name"]
     if table.device != "cpu" or table.device_name != here:

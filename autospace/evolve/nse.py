@@ -30,25 +30,25 @@ from autospace.arch.blocks import MultiBranch, block_to_string, canonical_block
 from autospace.arch.codec import load_space, save_space
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import Candidate, SearchSpace
-from autospace.atomic import append_jsonl, atomic_write_json, truncate_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.runtime.atomic import atomic_write_json
+from autospace.runtime.checkpoints import load_rotating_checkpoint, require_finite_loss
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
-from autospace.device import hardware_info
-from autospace.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
+from autospace.runtime.device import hardware_info
+from autospace.runtime.distributed import all_reduce_mean, sync_batch_layers
+from autospace.runtime.run import open_run
 from autospace.errors import AutospaceError
-from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
+from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front, write_pareto_plot
 from autospace.evolve.pool import LayerSubset, layer_pools, surviving_operators
-from autospace.evolve.report import write_space_table
+from autospace.report.space import write_space_table
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
-from autospace.search.branch_masks import (
-    expected_branch_madds, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
+from autospace.evolve.branch_masks import (
+    expected_branch_madds, latency_penalty, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
 )
-from autospace.search.constraints import latency_penalty, round_latency_us
-from autospace.search.session import PathModule, open_session
-from autospace.tensorboard import ScalarMirror
+from autospace.latency_timing import round_latency_us
+from autospace.train.session import PathModule, open_session
 from autospace.train.optim import learning_rate_at, make_optimizer
 
 CHECKPOINT_FORMAT = "autospace.evolve-nse/1"
@@ -118,10 +118,12 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     """Run NSE and write `out/space.json`; `resume` continues from the last checkpoint.
     `stop_after_checkpoints` (tests) returns None right after writing that many checkpoints."""
     out = Path(out)
-    checkpoint = load_rotating_checkpoint(out, CHECKPOINT_FORMAT) if resume else None
-    if resume and checkpoint is None:
+    run = open_run(config, out, resume, f"search {config.method}", CHECKPOINT_FORMAT,
+                   f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume",
+                   stop_after={"checkpoints": stop_after_checkpoints})
+    if resume and load_rotating_checkpoint(out, CHECKPOINT_FORMAT) is None:
         raise AutospaceError(f"{out} holds no NSE checkpoint to resume; start a new run with --out")
-    session = open_session(config, out, resume)
+    session = open_session(run)
     device, dist = session.device, session.distributed  # under torchrun: same draws everywhere, rank 0 writes
     dataset = session.dataset
     skeleton = preset_skeleton(config.preset, num_classes=dataset.num_classes, in_channels=dataset.channels,
@@ -143,7 +145,10 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     steps_per_round = config.epochs_per_round * session.train_stream.batches_per_epoch
     warmup_steps = int(config.warmup_epochs * session.train_stream.batches_per_epoch)
     recalibration = session.recalibration_batches(config.recalibration_batches)
-    checkpoints_written = 0
+    for name, thing in (("rng", rng), ("sampler", sampler), ("train_stream", session.train_stream),
+                        ("validation_stream", session.validation_stream)):
+        run.track(name, thing)
+    checkpoint = run.restore()
 
     # -- state of the run ----------------------------------------------------------------------------
     round_index, phase, step = 1, "train", 0
@@ -164,18 +169,10 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         supernet = round_supernet(skeleton, layers, initialiser, session, None)
         supernet.load_state_dict(checkpoint["supernet"])
         initialiser.set_state(checkpoint["initialiser"])
-        sampler.set_state(checkpoint["sampler"])
-        rng.setstate(checkpoint["rng"])
         alphas = [torch.tensor(values, dtype=torch.float32, requires_grad=True) for values in checkpoint["alphas"]]
         counts = checkpoint["counts"]
-        session.train_stream.load_state_dict(checkpoint["train_stream"])
-        session.validation_stream.load_state_dict(checkpoint["validation_stream"])
         evaluation, running = checkpoint["evaluation"], checkpoint["running"]
-        session.started -= checkpoint["elapsed_seconds"]
-        if session.guard is not None:
-            session.guard.load_state_dict(checkpoint.get("nonfinite"))
-        if dist.is_main:
-            truncate_jsonl(out / "history.jsonl", round_index - 1)
+        run.keep_log("history.jsonl", round_index - 1)
     weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
     arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
     if checkpoint is not None:
@@ -184,25 +181,13 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
 
     def save_checkpoint() -> bool:
         """Write a checkpoint; True when a test asked to stop here."""
-        nonlocal checkpoints_written
-        state = {
-            "round": round_index, "phase": phase, "step": step,
-            "layers": [layer.state() for layer in layers], "alphas": [a.detach().tolist() for a in alphas],
-            "counts": counts, "supernet": supernet.state_dict(),
-            "weights": optimizer_state_by_name(supernet, weights), "arch_optimizer": arch_optimizer.state_dict(),
-            "rng": rng.getstate(), "sampler": sampler.get_state(), "initialiser": initialiser.get_state(),
-            "train_stream": session.train_stream.state_dict(),
-            "validation_stream": session.validation_stream.state_dict(),
-            "evaluation": evaluation, "running": running,
-            "nonfinite": None if session.guard is None else session.guard.state_dict(),
-            "elapsed_seconds": time.perf_counter() - session.started}
-        if dist.is_main:
-            save_rotating_checkpoint(out, state, CHECKPOINT_FORMAT)
-        checkpoints_written += 1
-        return stop_after_checkpoints is not None and checkpoints_written >= stop_after_checkpoints
+        run.checkpoint(round=round_index, phase=phase, step=step, layers=[layer.state() for layer in layers],
+                       alphas=[a.detach().tolist() for a in alphas], counts=counts, supernet=supernet.state_dict(),
+                       weights=optimizer_state_by_name(supernet, weights), arch_optimizer=arch_optimizer.state_dict(),
+                       initialiser=initialiser.get_state(), evaluation=evaluation, running=running)
+        return run.stop_requested(checkpoints=run.checkpoints_written)
 
-    show = config.progress and dist.is_main
-    scalars = ScalarMirror(out, config.tensorboard and dist.is_main)
+    show = run.show
     fixed_madds = supernet.fixed_madds()  # stem, head, fixed layers: the same every round
     while True:
         sizes = [len(layer.subset) for layer in layers]
@@ -210,11 +195,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         latency = round_latency_us(config.latency_table, supernet) if config.target_latency_ms is not None else None
         # ---- 1. train the supernet over the subsets ------------------------------------------------
         if phase == "train":
-            progress = None
-            if show:
-                from tqdm import tqdm
-                progress = tqdm(total=steps_per_round, initial=step, dynamic_ncols=True,
-                                desc=f"nse round {round_index}/{config.rounds}")
+            progress = run.progress(steps_per_round, step, f"nse round {round_index}/{config.rounds}")
             supernet.train()
             weight_loss = torch.zeros((), device=device)
             while step < steps_per_round:
@@ -261,8 +242,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                         running["arch_loss"] += (loss_first + loss_second) / 2
                         running["arch_steps"] += 1
                 step += 1
-                if progress is not None:
-                    progress.update(1)
+                progress.update(1)
                 if step % config.checkpoint_every == 0 and step < steps_per_round:
                     running["weight_loss"] += all_reduce_mean(dist, weight_loss).item()  # the global batch's loss
                     weight_loss.zero_()
@@ -272,8 +252,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                     if save_checkpoint():
                         return None
             running["weight_loss"] += all_reduce_mean(dist, weight_loss).item()  # the global batch's loss
-            if progress is not None:
-                progress.close()
+            progress.close()
             require_finite_loss(running["weight_loss"] + running["arch_loss"], "evolve nse",
                                 f"round {round_index}, step {step}", out,
                                 f"lower weight_lr (now {config.weight_lr}), then --resume")
@@ -336,7 +315,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                   "front": [{"madds": points[i][0], "accuracy": round(points[i][1], 6),
                              "layers": pareto["points"][i]["layers"]} for i in front],
                   "kept": [[block_to_string(b) for b in kept] for kept in survivors],
-                  "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+                  "elapsed_seconds": round(run.elapsed(), 2)}
         if not last_round:
             old_alpha = {l: dict(zip(layer.subset, alphas[l].detach().tolist())) for l, layer in enumerate(layers)}
             old_counts = {l: dict(zip(layer.subset, counts[l])) for l, layer in enumerate(layers)}
@@ -349,10 +328,8 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
             counts = [[old_counts[l].get(b, 0) for b in layer.subset] for l, layer in enumerate(layers)]
             weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
             arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
-        if dist.is_main:
-            append_jsonl(out / "history.jsonl", record)
-        scalars.log("evolve/nse", {key: record[key] for key in ("weight_loss", "arch_loss", "expected_madds")},
-                    round_index)
+        run.log("history.jsonl", record, "evolve/nse", round_index,
+                {key: record[key] for key in ("weight_loss", "arch_loss", "expected_madds")})
         if show:
             best = max(front, key=lambda i: points[i][1])
             print(f"round {round_index}: weight loss {record['weight_loss']:.3f}, arch loss {record['arch_loss']:.3f}, "
@@ -364,13 +341,12 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         running = {"weight_loss": 0.0, "arch_loss": 0.0, "arch_steps": 0}
         if save_checkpoint():
             return None
-    scalars.close()
 
     space = learned_space(skeleton, layers, survivors, probabilities, counts,
                           [evaluation["architectures"][i] for i in front], {
                               "method": "nse", "budget_madds": config.budget_madds, "rounds": round_index,
                               "pool_sizes": [len(pool) for pool in pools],
-                              "wall_time_s": round(time.perf_counter() - session.started, 1),
+                              "wall_time_s": round(run.elapsed(), 1),
                               "hardware": hardware_info(device)})
 
     def annotate(layer: int, block) -> dict:
@@ -378,11 +354,10 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
         return {"madds": cost.madds, "params": cost.params}
 
     # Every rank took the same decisions from the same draws and all-reduced losses; make sure.
-    check_same_on_all_ranks(dist, {"space": [[block_to_string(c.block) for c in layer] for layer in space.layers],
-                                   "alphas": [a.detach().tolist() for a in alphas]}, "the NSE space and alphas")
-    if dist.is_main:
-        write_space_table(out / "space.md", space)
-        save_space(out / "space.json", space, annotate)  # last: `autospace run` reads it as "stage done"
+    run.finish({"space": [[block_to_string(c.block) for c in layer] for layer in space.layers],
+                "alphas": [a.detach().tolist() for a in alphas]}, "the NSE space and alphas",
+               [lambda: write_space_table(out / "space.md", space),
+                lambda: save_space(out / "space.json", space, annotate)])  # last: `autospace run` reads it
     return space
 
 

@@ -72,7 +72,7 @@ class NseConfig:
     tensorboard: bool = _help("also write the per-round figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
-        from autospace.config import require_at_least, require_between
+        from autospace.runtime.config import require_at_least, require_between
 
         require_at_least(self, 1, "budget_madds", "subset_size", "rounds", "epochs_per_round", "batch_size",
                          "arch_every", "samples", "sample_draws", "recalibration_batches", "eval_batches",

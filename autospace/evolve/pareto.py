@@ -30,7 +30,7 @@ def write_pareto_plot(path: str | Path, points: Sequence[tuple[float, float]], f
     """Every evaluated architecture (grey), the front (blue, joined), the budget (dashed)."""
     from matplotlib.figure import Figure
 
-    from autospace.atomic import atomic_write_bytes
+    from autospace.runtime.atomic import atomic_write_bytes
     import io
 
     figure = Figure(figsize=(6, 4))

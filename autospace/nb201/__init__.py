@@ -5,7 +5,11 @@ A package of its own, beside `evolve/`: it reuses the DEA's gates (`nn.gates`) b
 the per-layer population code, so the two evolve independently.
 """
 
-from autospace.nb201.config import Nb201Config
-from autospace.nb201.runs import nb201_costs, rank_cells, search_nb201
+from autospace.runtime.lazy import lazy_exports
 
-__all__ = ["Nb201Config", "nb201_costs", "rank_cells", "search_nb201"]
+_EXPORTS = {
+    "Nb201Config": "config",
+    "nb201_costs": "runs", "rank_cells": "runs", "search_nb201": "runs",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -14,13 +14,13 @@ from autospace.errors import AutospaceError
 
 
 def _config(args: argparse.Namespace):
-    from autospace.config import load_config, load_saved_config
+    from autospace.runtime.config import load_config, load_saved_config
     from autospace.nb201.config import Nb201Config
 
     overrides = [f"{name}={getattr(args, name)}" for name in ("data_dir", "table", "seed", "device")
                  if getattr(args, name, None) is not None] + list(args.overrides)
     if args.resume:
-        from autospace.atomic import require_writable_folder
+        from autospace.runtime.atomic import require_writable_folder
 
         config = load_saved_config(Nb201Config, Path(args.resume), overrides)
         require_writable_folder(args.resume)

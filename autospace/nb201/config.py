@@ -59,7 +59,7 @@ class Nb201Config:
     progress: bool = _help("show a progress bar", False)
 
     def __post_init__(self) -> None:
-        from autospace.config import require_at_least, require_between
+        from autospace.runtime.config import require_at_least, require_between
         from autospace.errors import AutospaceError
 
         require_at_least(self, 1, "channels", "cells_per_stage", "steps", "batch_size", "fitness_every",

@@ -27,12 +27,12 @@ import torch.nn.functional as functional
 from autospace.arch.nb201 import (
     Nb201Skeleton, canonical_nb201, mutate_nb201, parse_nb201_string, require_nonempty, to_nb201_string,
 )
-from autospace.atomic import append_jsonl, atomic_write_text, truncate_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.config import save_config
+from autospace.runtime.atomic import append_jsonl, atomic_write_text, truncate_jsonl
+from autospace.runtime.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
+from autospace.runtime.config import save_config
 from autospace.data import load_dataset, stratified_split
 from autospace.data.stream import BatchStream
-from autospace.device import resolve_device
+from autospace.runtime.device import resolve_device
 from autospace.nb201.config import Nb201Config
 from autospace.nn.gates import gated_output, rescale_pair, sample_pair, sample_single
 from autospace.nn.nb201 import Nb201TiedSupernet

@@ -15,7 +15,7 @@ from autospace.arch.nb201 import (
     Nb201Cell, mutate_nb201, parse_nb201_string, random_nb201_cell, read_nb201_strings, require_nonempty,
     to_nb201_string,
 )
-from autospace.atomic import atomic_write_json, atomic_write_text
+from autospace.runtime.atomic import atomic_write_json, atomic_write_text
 from autospace.cost.nb201 import nb201_network_cost
 from autospace.data.registry import resolve_data_dir
 from autospace.errors import AutospaceError

@@ -1,9 +1,12 @@
 """Modules built from architecture data."""
 
-from autospace.nn.blocks import InvertedResidualModule, SkipLayer, build_block
-from autospace.nn.builder import NetworkModule, build_network
-from autospace.nn.cell import CellModule
-from autospace.nn.operators import ConvBNAct, SqueezeExcite, make_edge_operator
+from autospace.runtime.lazy import lazy_exports
 
-__all__ = ["InvertedResidualModule", "SkipLayer", "build_block", "NetworkModule", "build_network",
-           "CellModule", "ConvBNAct", "SqueezeExcite", "make_edge_operator"]
+_EXPORTS = {
+    "InvertedResidualModule": "blocks", "SkipLayer": "blocks", "build_block": "blocks",
+    "NetworkModule": "builder", "build_network": "builder",
+    "CellModule": "cell",
+    "ConvBNAct": "operators", "SqueezeExcite": "operators", "make_edge_operator": "operators",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from autospace.compiled import maybe_compile, resolve_compile
+from autospace.runtime.compiled import maybe_compile, resolve_compile
 from autospace.errors import AutospaceError
 
 __all__ = ["recalibrate_batch_norm"]
@@ -41,7 +41,7 @@ def recalibrate_batch_norm(model: nn.Module, batches: Iterable,
     and every module's train/eval flag are what they were. A BN the forward never reaches
     keeps reset statistics (mean 0, variance 1), which is what its path would have anyway.
 
-    `forward` defaults to `model` itself. `compile` (see `autospace.compiled`)
+    `forward` defaults to `model` itself. `compile` (see `autospace.runtime.compiled`)
     compiles `model` for a fixed graph, a stand-alone network rather than a
     supernet path; it needs `forward=None`. The compiled path gives the same
     averages another way: BN's `momentum=None` reads its batch counter on the

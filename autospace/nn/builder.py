@@ -40,7 +40,7 @@ class NetworkModule(nn.Module):
 def build_network(network: Network) -> NetworkModule:
     """The modules of `network`, on the CPU; refused in one line when its weights cannot fit there."""
     from autospace.cost import network_cost
-    from autospace.memory import require_parameters_fit
+    from autospace.runtime.memory import require_parameters_fit
 
     require_parameters_fit(network_cost(network).params, "cpu", "the network")
     return NetworkModule(network)

@@ -17,46 +17,15 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+from autospace.cost.expected import check_candidates, expected_madds
 from autospace.errors import AutospaceError
 
 PENALTY_KINDS = ("mul-log", "add-linear", "absolute")
 
 
-def _check_candidates(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> None:
-    if len(candidate_madds) == 0:
-        raise AutospaceError("candidate_madds is empty; give one list of candidate MAdds per searchable layer")
-    for layer, values in enumerate(candidate_madds):
-        if len(values) == 0:
-            raise AutospaceError(f"candidate_madds[{layer}] is empty; give at least one candidate's MAdds")
-        if any(value < 0 for value in values):
-            raise AutospaceError(f"candidate_madds[{layer}] = {list(values)} has a negative entry; MAdds are >= 0")
-    if fixed_madds < 0:
-        raise AutospaceError(f"fixed_madds must be >= 0; got {fixed_madds}")
-
-
 def _format_up(value: int) -> str:
     """MAdds in millions with one decimal, rounded up (so 'at least X' is never below the value)."""
     return f"{math.ceil(value / 1e5) / 10:.1f}M"
-
-
-def expected_madds(probabilities: Sequence[Tensor], candidate_madds: Sequence[Sequence[int]],
-                   fixed_madds: int) -> Tensor:
-    """fixed + sum_l sum_i p_li * madds_li: a 0-d tensor in the probabilities' dtype and device,
-    differentiable with respect to them. One host-to-device copy of all candidate MAdds."""
-    _check_candidates(candidate_madds, fixed_madds)
-    if len(probabilities) != len(candidate_madds):
-        raise AutospaceError(f"{len(probabilities)} probability vectors but {len(candidate_madds)} layers of "
-                             f"candidate MAdds; give one of each per searchable layer")
-    for layer, (p, values) in enumerate(zip(probabilities, candidate_madds)):
-        if p.dim() != 1 or p.numel() != len(values):
-            raise AutospaceError(f"layer {layer}: probabilities of shape {tuple(p.shape)} but {len(values)} "
-                                 f"candidates; give a ({len(values)},) vector")
-    flat = torch.cat(list(probabilities))
-    if not flat.is_floating_point():
-        raise AutospaceError(f"probabilities must be a floating-point tensor; got {flat.dtype}")
-    madds = torch.tensor([float(v) for values in candidate_madds for v in values], dtype=flat.dtype,
-                         device=flat.device)
-    return float(fixed_madds) + torch.dot(flat, madds)
 
 
 def madds_penalized_loss(cross_entropy: Tensor, expected: Tensor, target: int, kind: str = "mul-log",
@@ -88,13 +57,13 @@ def madds_penalized_loss(cross_entropy: Tensor, expected: Tensor, target: int, k
 
 def minimum_madds(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> int:
     """MAdds of the smallest network: fixed plus the cheapest candidate of every layer."""
-    _check_candidates(candidate_madds, fixed_madds)
+    check_candidates(candidate_madds, fixed_madds)
     return int(fixed_madds) + sum(int(min(values)) for values in candidate_madds)
 
 
 def maximum_madds(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> int:
     """MAdds of the largest network: fixed plus the most expensive candidate of every layer."""
-    _check_candidates(candidate_madds, fixed_madds)
+    check_candidates(candidate_madds, fixed_madds)
     return int(fixed_madds) + sum(int(max(values)) for values in candidate_madds)
 
 
@@ -182,7 +151,7 @@ def most_probable_within_budget(log_probabilities: Sequence[Sequence[float]],
     (hundreds to thousands of states for 21 layers of 7 candidates) and the answer is the true optimum
     of this multiple-choice knapsack, not a greedy guess. Ties go to fewer MAdds.
     """
-    _check_candidates(candidate_madds, fixed_madds)
+    check_candidates(candidate_madds, fixed_madds)
     if len(log_probabilities) != len(candidate_madds):
         raise AutospaceError(f"{len(log_probabilities)} log-probability vectors but {len(candidate_madds)} "
                              f"layers of candidate MAdds; give one of each per searchable layer")

@@ -97,7 +97,7 @@ class SearchConfig:
     tensorboard: bool = _help("also write the per-epoch figures as TensorBoard scalars", False)
 
     def __post_init__(self) -> None:
-        from autospace.config import require_at_least, require_between
+        from autospace.runtime.config import require_at_least, require_between
         from autospace.errors import AutospaceError
 
         require_at_least(self, 1, "target_madds", "epochs", "batch_size", "arch_every", "rl_samples",

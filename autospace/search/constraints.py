@@ -17,7 +17,6 @@ a choice they accept is within every target in floating point too).
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -83,6 +82,8 @@ def search_constraints(config, supernet) -> list[Constraint]:
     skeleton, choices = supernet.skeleton, supernet.choices
     found = [constraint("madds", supernet.candidate_madds(), supernet.fixed_madds(), config.target_madds)]
     if config.target_latency_ms is not None:
+        from autospace.latency_timing import latency_table_for
+
         table = latency_table_for(config.latency_table, supernet.space)
         from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
 
@@ -96,33 +97,6 @@ def search_constraints(config, supernet) -> list[Constraint]:
         found.append(constraint("params", [[block_cost(block, slot).params for block in blocks] for slot, blocks
                                            in zip(skeleton.searchable_slots(), choices)], fixed, config.target_params))
     return found
-
-
-def latency_table_for(path: str | None, space):
-    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms, load_table
-    from autospace.nn.block_supernet import layer_choices
-
-    if not path:
-        raise AutospaceError("a latency target needs a latency table: give --latency-table TABLE.json (make one "
-                             "with `autospace latency-table SPACE --device cpu -o TABLE.json`)")
-    table = load_table(path)
-    try:
-        candidate_latencies_ms(table, space.skeleton, layer_choices(space))
-        fixed_latency_ms(table, space.skeleton)
-        return table
-    except AutospaceError as missing:
-        from autospace.device import hardware_info
-
-        here = hardware_info("cpu")["device_name"]
-        if table.device != "cpu" or table.device_name != here:
-            raise missing
-    from autospace.latency_timing import measure_latency_table
-
-    print(f"autospace: note: {path} lacks entries of this space; measuring them on this CPU ({here}) "
-          f"and adding them to the table", file=sys.stderr)
-    return measure_latency_table(space, "cpu", table.batch_size, path, threads=table.threads,
-                                 warmup=table.warmup, precision=table.precision, statistic=table.statistic,
-                                 progress=False)
 
 
 def most_probable_within(log_probabilities: Sequence[Sequence[float]], constraints: Sequence[Constraint],
@@ -254,27 +228,3 @@ def constrained_reward(accuracy: float, choice: Sequence[int], constraints: Sequ
                    "absolute" if config.penalty == "absolute" else "soft", config.penalty_weight)
     return value - sum(config.penalty_weight * max(0.0, cap.cost(choice) / cap.target - 1.0)
                        for cap in constraints if cap is not lead)
-
-
-def round_latency_us(table_path: str, supernet) -> tuple[list[list[float]], float]:
-    """Per layer the candidates' latency (a multi-branch layer costs the sum of its branches, so NSE's
-    expectation stays linear) and the fixed part, in microseconds, for a supernet's space."""
-    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
-
-    table = latency_table_for(table_path, supernet.space)
-    rows = candidate_latencies_ms(table, supernet.skeleton, supernet.choices)
-    return [[1000 * value for value in row] for row in rows], 1000 * fixed_latency_ms(table, supernet.skeleton)
-
-
-def latency_penalty(expected_madds, probabilities, latency: tuple, config):
-    """NSE's squared term on expected latency, lambda * ((E[lat] - T) / T)^2, with MAdds as a cap:
-    lambda * max(0, E[MAdds] / budget - 1)^2."""
-    import torch
-
-    from autospace.search.budget import expected_madds as expected_cost
-
-    rows, fixed = latency
-    target = 1000 * config.target_latency_ms
-    expected = expected_cost(probabilities, rows, fixed)
-    over = torch.relu(expected_madds / float(config.budget_madds) - 1.0)
-    return config.madds_weight * (((expected - target) / target) ** 2 + over ** 2)

@@ -26,32 +26,28 @@ import time
 import torch
 import torch.nn.functional as functional
 
-from autospace.atomic import append_jsonl, read_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.distributed import (
-    all_reduce_mean, all_reduce_sum, average_tensors, barrier, check_same_on_all_ranks,
-)
+from autospace.runtime.atomic import read_jsonl
+from autospace.runtime.checkpoints import require_finite_loss
+from autospace.runtime.distributed import all_reduce_mean, all_reduce_sum, average_tensors, check_same_on_all_ranks
 from autospace.nn.block_supernet import BlockSupernet, recalibrate_batch_norm
-from autospace.tensorboard import ScalarMirror
 from autospace.nn.gates import rescale_pair
 from autospace.search.budget import (
     expected_madds, madds_penalized_loss, most_probable_in_band, reward,
 )
 from autospace.search.constraints import constrained_arch_loss, constrained_reward, most_probable_within
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
-from autospace.search.session import PathModule, SearchSession
+from autospace.train.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
 
 CHECKPOINT_FORMAT = "autospace.search-proxyless/1"
 
 
-def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: bool,
-                     stop_after_epoch: int | None = None, constraints=None):
+def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: bool, constraints=None):
     """Returns the argmax choice (one candidate index per layer), the supernet, and the records.
     `constraints` (`search.constraints`): with a latency or params target beside MAdds, they replace the
     MAdds term, the RL reward and the fitting to the budget."""
     several = constraints is not None and len(constraints) > 1
-    config, device = session.config, session.device
+    run, config, device = session.run, session.config, session.device
     dist, guard = session.distributed, session.guard
     candidate_madds = supernet.candidate_madds()
     fixed_madds = supernet.fixed_madds()
@@ -78,35 +74,19 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                                      config.target_madds, int(config.budget_floor * config.target_madds))
 
     recalibration = session.recalibration_batches(config.recalibration_batches)
-    epoch = 0
-    checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
-    barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
+    for name, thing in (("supernet", supernet), ("weights", weights), ("distributions", distributions),
+                        ("architecture", architecture), ("baseline", baseline), ("sampler", sampler),
+                        ("train_stream", session.train_stream), ("validation_stream", session.validation_stream)):
+        run.track(name, thing)
+    checkpoint = run.restore()
+    epoch, records = 0, []
     if checkpoint is not None:
-        supernet.load_state_dict(checkpoint["supernet"])
-        weights.load_state_dict(checkpoint["weights"])
-        distributions.load_state_dict(checkpoint["distributions"])
-        architecture.load_state_dict(checkpoint["architecture"])
-        architecture.param_groups[0]["lr"] = config.arch_lr  # a --resume may lower it (autospace/resume.py)
-        baseline.load_state_dict(checkpoint["baseline"])
-        sampler.set_state(checkpoint["sampler"])
-        session.train_stream.load_state_dict(checkpoint["train_stream"])
-        session.validation_stream.load_state_dict(checkpoint["validation_stream"])
+        architecture.param_groups[0]["lr"] = config.arch_lr  # a --resume may lower it (autospace/runtime/resume.py)
         epoch = checkpoint["epoch"]
-        session.started -= checkpoint["elapsed_seconds"]
-        guard.load_state_dict(checkpoint.get("nonfinite"))
         records = read_jsonl(session.out / "search.jsonl")[:epoch]
-        if dist.is_main:
-            from autospace.atomic import truncate_jsonl
-            truncate_jsonl(session.out / "search.jsonl", epoch)
-    else:
-        records = []
+        run.keep_log("search.jsonl", epoch)
 
-    scalars = ScalarMirror(session.out, config.tensorboard and dist.is_main)
-    progress = None
-    if config.progress and dist.is_main:
-        from tqdm import tqdm
-        progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch, desc=f"search {config.method}",
-                        dynamic_ncols=True)
+    progress = run.progress(total_steps, epoch * steps_per_epoch, f"search {config.method}")
     while epoch < config.epochs:
         supernet.train()
         loss_sum, weight_steps = torch.zeros((), device=device), 0
@@ -122,8 +102,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             if loss is not None:
                 loss_sum += loss
                 weight_steps += 1
-            if progress is not None:
-                progress.update(1)
+            progress.update(1)
             if step < warmup_steps or step % config.arch_every:
                 continue
 
@@ -209,7 +188,7 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
             "choice": list(best), "choice_madds": int(network_madds(best)),
             "target_madds": config.target_madds, "lr": lr,
             "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
-            "elapsed_seconds": round(time.perf_counter() - session.started, 2),
+            "elapsed_seconds": round(run.elapsed(), 2),
         }
         record["choice_blocks"] = supernet.path_network(best).describe()
         if several:
@@ -220,26 +199,15 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
                             f"epoch {epoch}", session.out, f"lower weight_lr (now {config.weight_lr}) or arch_lr, "
                                                           f"then --resume")
         records.append(record)
-        if progress is not None:
-            progress.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{validation_accuracy:.3f}",
-                                 madds=f"{record['choice_madds'] / 1e6:.1f}M")
-        if dist.is_main:
-            append_jsonl(session.out / "search.jsonl", record)
-            scalars.log(f"search/{config.method}", {k: v for k, v in record.items() if k != "argmax"}, epoch)
-            save_rotating_checkpoint(session.out, {
-                "epoch": epoch, "supernet": supernet.state_dict(), "weights": weights.state_dict(),
-                "distributions": distributions.state_dict(), "architecture": architecture.state_dict(),
-                "baseline": baseline.state_dict(), "sampler": sampler.get_state(),
-                "train_stream": session.train_stream.state_dict(),
-                "validation_stream": session.validation_stream.state_dict(),
-                "elapsed_seconds": time.perf_counter() - session.started, "nonfinite": guard.state_dict(),
-            }, CHECKPOINT_FORMAT)
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
-            if progress is not None:
-                progress.close()
+        progress.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{validation_accuracy:.3f}",
+                             madds=f"{record['choice_madds'] / 1e6:.1f}M")
+        run.log("search.jsonl", record, f"search/{config.method}", epoch,
+                {key: value for key, value in record.items() if key != "argmax"})
+        run.checkpoint(epoch=epoch)
+        if run.stop_requested(epoch=epoch) and epoch < config.epochs:
+            run.close()
             return None, supernet, records
-    if progress is not None:
-        progress.close()
+    run.close()
     check_same_on_all_ranks(dist, {"supernet": supernet.state_dict(), "distributions": distributions.state_dict()},
                             "the supernet weights and architecture parameters")
     return result_choice(), supernet, records

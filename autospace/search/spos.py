@@ -19,15 +19,14 @@ from typing import Any, Callable
 
 import torch
 
-from autospace.atomic import append_jsonl, read_jsonl, truncate_jsonl
-from autospace.checkpoints import load_rotating_checkpoint, require_finite_loss, save_rotating_checkpoint
-from autospace.distributed import all_reduce_mean, barrier, check_same_on_all_ranks, sync_batch_layers
+from autospace.runtime.atomic import read_jsonl
+from autospace.runtime.checkpoints import require_finite_loss
+from autospace.runtime.distributed import all_reduce_mean, check_same_on_all_ranks, sync_batch_layers
 from autospace.errors import AutospaceError
-from autospace.evolve.checkpoint import load_optimizer_state_by_name, optimizer_state_by_name
+from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.nn.block_supernet import recalibrate_batch_norm
-from autospace.tensorboard import ScalarMirror
 from autospace.search.evolution import EvolutionConfig, evolutionary_search
-from autospace.search.session import PathModule, SearchSession
+from autospace.train.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
 
 CHECKPOINT_FORMAT = "autospace.search-spos/1"
@@ -59,10 +58,9 @@ def sample_within_budget(encoding: SposEncoding, budget: int, rng: random.Random
         f"the budget is close to the smallest network of this space: raise it")
 
 
-def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch: int | None = None,
-                stop_after_generation: int | None = None):
+def search_spos(session: SearchSession, encoding: SposEncoding):
     """Returns (best architecture, its held-out accuracy, records)."""
-    config, device = session.config, session.device
+    run, config, device = session.run, session.config, session.device
     dist, guard = session.distributed, session.guard
     supernet = encoding.supernet
     weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
@@ -79,48 +77,35 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     rng = random.Random(config.seed + 5)
     steps_per_epoch = session.train_stream.batches_per_epoch
     total_steps = config.epochs * steps_per_epoch
-    epoch, evolution_state = 0, None
-    records = []
-    checkpoint = load_rotating_checkpoint(session.out, CHECKPOINT_FORMAT)
-    barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
-    if checkpoint is not None:
-        encoding.load_state(checkpoint["encoding"])
-        supernet.load_state_dict(checkpoint["supernet"])
-        weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
-        load_optimizer_state_by_name(supernet, weights, checkpoint["weights"])
-        rng.setstate(checkpoint["rng"])
-        session.train_stream.load_state_dict(checkpoint["train_stream"])
-        epoch, evolution_state = checkpoint["epoch"], checkpoint["evolution"]
-        session.started -= checkpoint["elapsed_seconds"]
-        guard.load_state_dict(checkpoint.get("nonfinite"))
-        kept = epoch + (len(evolution_state["history"]) if evolution_state else 0)
-        records = read_jsonl(session.out / "search.jsonl")[:kept]
-        if dist.is_main:
-            truncate_jsonl(session.out / "search.jsonl", kept)
-    sync_batch_layers(dist, supernet)
+    epoch, evolution = 0, None  # evolution: the evolutionary search's state, once it runs
 
-    def checkpoint_now(evolution=None):
-        if not dist.is_main:
-            return
-        save_rotating_checkpoint(session.out, {
-            "epoch": epoch, "supernet": supernet.state_dict(), "encoding": encoding.state(),
-            "weights": optimizer_state_by_name(supernet, weights),
-            "rng": rng.getstate(), "train_stream": session.train_stream.state_dict(), "evolution": evolution,
-            "elapsed_seconds": time.perf_counter() - session.started, "nonfinite": guard.state_dict()},
-            CHECKPOINT_FORMAT)
+    def load_weights(state: dict) -> None:  # the supernet (restored first) may have grown lazy modules
+        nonlocal weights
+        weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+        load_optimizer_state_by_name(supernet, weights, state)
+
+    run.track("encoding", save=encoding.state, load=encoding.load_state)
+    run.track("supernet", supernet)
+    run.track("weights", save=lambda: optimizer_state_by_name(supernet, weights), load=load_weights)
+    run.track("rng", rng)
+    run.track("train_stream", session.train_stream)
+    run.track("evolution", save=lambda: evolution, load=lambda state: None)
+    checkpoint = run.restore()
+    records = []
+    if checkpoint is not None:
+        epoch, evolution = checkpoint["epoch"], checkpoint["evolution"]
+        kept = epoch + (len(evolution["history"]) if evolution else 0)
+        records = read_jsonl(session.out / "search.jsonl")[:kept]
+        run.keep_log("search.jsonl", kept)
+    evolution_state = evolution
+    sync_batch_layers(dist, supernet)
 
     def log(record: dict, prefix: str, step: int) -> None:
         records.append(record)
-        if dist.is_main:
-            append_jsonl(session.out / "search.jsonl", record)
-            scalars.log(prefix, record, step)
+        run.log("search.jsonl", record, prefix, step)
 
-    scalars = ScalarMirror(session.out, config.tensorboard and dist.is_main)
-    progress = None
-    if config.progress and dist.is_main and epoch < config.epochs:
-        from tqdm import tqdm
-        progress = tqdm(total=total_steps, initial=epoch * steps_per_epoch, desc="search spos (supernet)",
-                        dynamic_ncols=True)
+    progress = run.progress(total_steps, epoch * steps_per_epoch, "search spos (supernet)") \
+        if epoch < config.epochs else None
     # -- phase 1: uniform single-path training within the budget ------------------------------------
     while epoch < config.epochs:
         supernet.train()
@@ -138,23 +123,21 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
             if loss is not None:
                 loss_sum += loss
                 weight_steps += 1
-            if progress is not None:
-                progress.update(1)
+            progress.update(1)
         epoch += 1
         loss_sum = all_reduce_mean(dist, loss_sum).item()  # the global batches' mean, the same on every rank
         record = {"phase": "supernet", "epoch": epoch,
                   "train_loss": loss_sum / weight_steps if weight_steps else float("nan"),
                   "lr": lr, "epoch_seconds": round(time.perf_counter() - epoch_started, 2),
-                  "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+                  "elapsed_seconds": round(run.elapsed(), 2)}
         if guard.enabled:
             record["skipped_nonfinite"] = guard.skipped
         require_finite_loss(record["train_loss"], "search spos", f"epoch {epoch}", session.out,
                             f"lower weight_lr (now {config.weight_lr}), then --resume")
         log(record, "search/spos-supernet", epoch)
-        checkpoint_now()
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and epoch < config.epochs:
-            if progress is not None:
-                progress.close()
+        run.checkpoint(epoch=epoch)
+        if run.stop_requested(epoch=epoch) and epoch < config.epochs:
+            run.close()
             return None, None, records
     if progress is not None:
         progress.close()
@@ -170,33 +153,27 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
             recalibrate_batch_norm(supernet, recalibration, lambda inputs: supernet(inputs, paths))
         return session.validation_accuracy(PathModule(supernet, paths), config.eval_batches)[1]
 
-    stopped = []
-
     def on_generation(generation: int, state: dict) -> None:
         last = state["history"][-1]
         record = {"phase": "evolution", "generation": generation, "best_accuracy": last["best_score"],
                   "mean_top_accuracy": last["mean_top_score"],
                   "best_madds": int(encoding.madds(last["best_arch"])),
-                  "elapsed_seconds": round(time.perf_counter() - session.started, 2)}
+                  "elapsed_seconds": round(run.elapsed(), 2)}
         log(record, "search/spos-evolution", generation)
-        checkpoint_now(state)
-        if progress_bar is not None:
-            progress_bar.update(1)
-            progress_bar.set_postfix(best=f"{last['best_score']:.3f}", madds=f"{record['best_madds'] / 1e6:.1f}M")
-        if stop_after_generation is not None and generation >= stop_after_generation:
-            stopped.append(generation)
+        nonlocal evolution
+        evolution = state
+        run.checkpoint(epoch=epoch)
+        progress_bar.update(1)
+        progress_bar.set_postfix(best=f"{last['best_score']:.3f}", madds=f"{record['best_madds'] / 1e6:.1f}M")
+        if run.stop_requested(generation=generation):
             raise _Stop()
 
     evolution_config = EvolutionConfig(population=config.population, top=config.top, mutations=config.mutations,
                                        crossovers=config.crossovers, generations=config.generations,
                                        mutation_probability=config.mutation_probability)
-    progress_bar = None
-    if config.progress and dist.is_main:
-        from tqdm import tqdm
-        done = len(evolution_state["history"]) if evolution_state else 0
-        progress_bar = tqdm(total=config.generations + 1, initial=done,  # generation 0: the first population
-                            desc="search spos (evolution)",
-                            dynamic_ncols=True)
+    done = len(evolution_state["history"]) if evolution_state else 0
+    # generation 0: the first population
+    progress_bar = run.progress(config.generations + 1, done, "search spos (evolution)")
     try:
         best, score, _ = evolutionary_search(
             encoding.sample, encoding.mutate, encoding.crossover, evaluate, encoding.madds, config.target_madds,
@@ -204,8 +181,7 @@ def search_spos(session: SearchSession, encoding: SposEncoding, stop_after_epoch
     except _Stop:
         return None, None, records
     finally:
-        if progress_bar is not None:
-            progress_bar.close()
+        run.close()
     check_same_on_all_ranks(dist, {"supernet": supernet.state_dict(), "best": repr(best), "score": score},
                             "the supernet weights and the evolution's result")
     return best, score, records

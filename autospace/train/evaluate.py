@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from autospace.compiled import is_compiled, maybe_compile
+from autospace.runtime.compiled import is_compiled, maybe_compile
 from autospace.data import normalize_batch
-from autospace.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum, shard_range
+from autospace.runtime.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum, shard_range
 
 
 def evaluate(
@@ -35,7 +35,7 @@ def evaluate(
     Under torchrun (`distributed`) each rank evaluates its contiguous part of the
     images and the sums are all-reduced: every rank returns the same figures.
 
-    `compile` (see `autospace.compiled`) compiles `model` first; a model that
+    `compile` (see `autospace.runtime.compiled`) compiles `model` first; a model that
     is already compiled (as the training loop passes it) stays as it is. A
     compiled model sees every batch at full size: the last, partial batch is
     padded with zero images whose outputs are dropped (in eval mode each

@@ -13,7 +13,7 @@ boundary; every random stream (weight init / dropout, shuffling and
 augmentation) is restored, so on CPU the final weights equal an
 uninterrupted run's bit for bit.
 
-Under torchrun (`autospace.distributed`) every rank draws the same global
+Under torchrun (`autospace.runtime.distributed`) every rank draws the same global
 batches and trains on its slice; gradients are averaged and BN sees the
 global batch, so the run equals a one-process run with the same batch_size up
 to floating-point reduction order. Rank 0 alone writes the run folder; every
@@ -23,33 +23,27 @@ rank reads the checkpoint on --resume.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as functional
-from tqdm import tqdm
 
 from autospace.arch import Network, arch_to_dict, save_arch
-from autospace.atomic import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text
-from autospace.compiled import maybe_compile, resolve_compile
-from autospace.config import config_differences, config_from_dict, config_to_dict, save_config
 from autospace.cost import network_cost
 from autospace.data import ImageDataset, apply_augmentation, draw_augmentation, epoch_batches, normalize_batch
-from autospace.device import hardware_info, resolve_channels_last, resolve_device, resolve_precision
-from autospace.distributed import (
-    all_reduce_sum, average_gradients, barrier, check_same_on_all_ranks, init_distributed, require_divisible_batch,
-    shard_batch, sync_batch_layers,
-)
 from autospace.errors import AutospaceError
-from autospace.memory import COPIES_FOR_TRAINING, require_parameters_fit
 from autospace.nn import build_network
-from autospace.checkpoints import require_finite_loss
-from autospace.nonfinite import NonfiniteSteps
-from autospace.tensorboard import ScalarMirror
-from autospace.train.checkpoint import CHECKPOINT_FORMAT, load_latest_checkpoint, require_new_run_dir, save_checkpoint
-from autospace.resume import learning_rate_keys
+from autospace.runtime.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
+from autospace.runtime.checkpoints import require_finite_loss
+from autospace.runtime.compiled import maybe_compile, resolve_compile
+from autospace.runtime.config import config_differences, config_from_dict, config_to_dict
+from autospace.runtime.device import hardware_info
+from autospace.runtime.distributed import all_reduce_sum, average_gradients, shard_batch, sync_batch_layers
+from autospace.runtime.memory import COPIES_FOR_TRAINING, require_parameters_fit
+from autospace.runtime.resume import learning_rate_keys
+from autospace.runtime.run import open_run
+from autospace.train.checkpoint import CHECKPOINT_FORMAT, REQUIRED_KEYS
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig
 from autospace.train.evaluate import evaluate
 from autospace.train.optim import learning_rate_at, make_optimizer
@@ -63,27 +57,19 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
     (a fresh start when there is none). `stop_after_epoch=N` returns right
     after epoch N's checkpoint, as if the process were killed (for tests).
     """
-    run_dir = Path(run_dir)
-    if not resume:
-        require_new_run_dir(run_dir)
     _check_data_fits(network, dataset)
-    device = resolve_device(config.device)
-    dist = init_distributed(device.type)
-    device = dist.local_device(device)
-    require_divisible_batch(dist, config.batch_size)
-    barrier(dist)  # every rank has looked at the folder before rank 0 writes into it
-    autocast_dtype = resolve_precision(config.precision, device)
-    channels_last = resolve_channels_last(config.channels_last, device)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    # Everything needed to resume is in the folder from the first second on.
     cost = network_cost(network)
-    require_parameters_fit(cost.params, device, "the network", COPIES_FOR_TRAINING)  # before any file or tensor
-    if dist.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(run_dir / "config.yaml", config)
-        save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
-    barrier(dist)  # rank 0's files are whole before another rank reads (or tidies) the folder
+    # Everything needed to resume is in the folder from the first second on.
+    run = open_run(config, run_dir, resume, "train", CHECKPOINT_FORMAT,
+                   f"lower lr (now {config.lr}) or raise warmup_epochs, then --resume",
+                   stop_after={"epoch": stop_after_epoch}, required_keys=REQUIRED_KEYS, weights_only=True,
+                   files={"arch.json": lambda path: save_arch(path, network, {"params": cost.params,
+                                                                              "madds": cost.madds})},
+                   check_device=lambda device: require_parameters_fit(cost.params, device, "the network",
+                                                                      COPIES_FOR_TRAINING))
+    device, dist, guard = run.device, run.distributed, run.guard
+    autocast_dtype, channels_last = run.autocast_dtype, run.channels_last
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     # Subsample on the CPU before the move, so the chosen images do not depend on the device.
     if config.train_subset is not None or config.test_subset is not None:
@@ -111,34 +97,21 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         # Compiled only where the graph is fixed: this network's training and evaluation steps.
         forward = maybe_compile(model, config.compile, device)
 
-        guard = NonfiniteSteps(config.skip_nonfinite, "train", run_dir,
-                               f"lower lr (now {config.lr}) or raise warmup_epochs, then --resume", dist)
-        start_epoch, history, elapsed_before = 0, [], 0.0
-        found = load_latest_checkpoint(run_dir) if resume else None
-        if found is not None:
-            checkpoint, path = found
-            _check_resumable(checkpoint, path, network, config, steps_per_epoch)
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            generator.set_state(checkpoint["rng"]["data"])
-            torch.set_rng_state(checkpoint["rng"]["torch"])
-            if device.type == "cuda" and checkpoint["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(checkpoint["rng"]["cuda"], device)
-            start_epoch, history = checkpoint["epoch"], list(checkpoint["metrics"])
-            elapsed_before = checkpoint["elapsed_seconds"]
-            guard.load_state_dict(checkpoint.get("nonfinite"))
-        barrier(dist)  # every rank has read the checkpoint before rank 0 writes again
+        run.track("model", model)
+        run.track("optimizer", optimizer)
+        run.track("rng", save=lambda: {"data": generator.get_state(), "torch": torch.get_rng_state(),
+                                       "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
+                  load=lambda rng: _set_rng_state(rng, generator, device))
+        checkpoint = run.restore(check=lambda found, path: _check_resumable(found, path, network, config,
+                                                                             steps_per_epoch))
+        start_epoch, history = (0, []) if checkpoint is None else (checkpoint["epoch"], list(checkpoint["metrics"]))
         # metrics.jsonl holds exactly the checkpointed epochs: lines logged after the checkpoint
         # (a kill between the two writes) are dropped, and a missing line is restored.
-        if dist.is_main:
-            atomic_write_text(run_dir / "metrics.jsonl", "".join(_json_line(record) for record in history))
+        if run.is_main:
+            atomic_write_text(run.out / "metrics.jsonl", "".join(_json_line(record) for record in history))
 
-        session_start = time.perf_counter()
         step = start_epoch * steps_per_epoch
-        show = config.progress and dist.is_main
-        scalars = ScalarMirror(run_dir, config.tensorboard and dist.is_main)
-        progress = tqdm(total=total_steps, initial=step, disable=not show, unit="step",
-                        dynamic_ncols=True, file=sys.stderr)
+        progress = run.progress(total_steps, step, unit="step")
         for epoch in range(start_epoch, config.epochs):
             model.train()
             epoch_start = time.perf_counter()
@@ -176,7 +149,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                 loss_sum += loss.detach() * labels.shape[0]
                 correct += (logits.detach().argmax(dim=1) == labels).sum()
                 seen += labels.shape[0]
-                if show and (batch_index + 1) % config.log_every == 0 and seen:
+                if run.show and (batch_index + 1) % config.log_every == 0 and seen:
                     # The only mid-epoch sync, and only when someone is watching.
                     rate = seen / (time.perf_counter() - epoch_start)
                     progress.set_postfix_str(f"epoch {epoch + 1}/{config.epochs} loss {loss_sum.item() / seen:.3f} "
@@ -188,7 +161,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
             train_loss = loss_total / seen if seen else float("nan")
             train_accuracy = correct_total / seen if seen else float("nan")
             train_seconds = time.perf_counter() - epoch_start
-            require_finite_loss(train_loss, "train", f"epoch {epoch + 1}", run_dir,
+            require_finite_loss(train_loss, "train", f"epoch {epoch + 1}", run.out,
                                 f"lower lr (now {config.lr}) or raise warmup_epochs, then --resume")
 
             test_loss = test_accuracy = None
@@ -202,39 +175,25 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                 "test_loss": test_loss, "test_accuracy": test_accuracy,
                 "lr": lr, "images_per_second": seen / train_seconds,
                 "epoch_seconds": time.perf_counter() - epoch_start,
-                "elapsed_seconds": elapsed_before + time.perf_counter() - session_start,
+                "elapsed_seconds": run.elapsed(),
             }
             if guard.enabled:
                 record["skipped_nonfinite"] = guard.skipped
             history.append(record)
-            if dist.is_main:
-                # Log line first, checkpoint second: resume trims any line the checkpoint lacks.
-                append_jsonl(run_dir / "metrics.jsonl", record)
-                scalars.log("train", record, epoch + 1)
-                save_checkpoint(run_dir, {
-                    "format": CHECKPOINT_FORMAT, "epoch": epoch + 1, "step": step,
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "rng": {"data": generator.get_state(), "torch": torch.get_rng_state(),
-                            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None},
-                    "metrics": history, "elapsed_seconds": record["elapsed_seconds"],
-                    "config": config_to_dict(config), "arch": arch_to_dict(network),
-                    "nonfinite": guard.state_dict(),
-                })
-            if show:
+            # Log line first, checkpoint second: resume trims any line the checkpoint lacks.
+            run.log("metrics.jsonl", record, "train", epoch + 1)
+            run.checkpoint(epoch=epoch + 1, step=step, metrics=history, config=config_to_dict(config),
+                           arch=arch_to_dict(network))
+            if run.show:
                 shown = "-" if test_accuracy is None else f"{test_accuracy:.4f}"
                 progress.write(f"epoch {epoch + 1}/{config.epochs} train loss {train_loss:.4f} "
                                f"acc {train_accuracy:.4f} test acc {shown} {record['images_per_second']:.0f} img/s")
-            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-                progress.close()
-                scalars.close()
-                barrier(dist)
+            if run.stop_requested(epoch=epoch + 1):
+                run.close()
+                run.barrier()
                 return {"stopped_after_epoch": epoch + 1, "history": history}
-        progress.close()
-        scalars.close()
 
     final = history[-1]
-    check_same_on_all_ranks(dist, {"model": model.state_dict(), "optimizer": optimizer.state_dict()["state"]},
-                            "the trained weights and optimiser state")
     metrics = {
         "test_top1": 100.0 * final["test_accuracy"],
         "test_accuracy": final["test_accuracy"],
@@ -259,13 +218,20 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         "torch_version": torch.__version__,
         "world_size": dist.world_size,
     }
-    if dist.is_main:
-        atomic_torch_save(run_dir / "model.pt", {key: value.detach().cpu().contiguous()
-                                                 for key, value in model.state_dict().items()})
-        save_arch(run_dir / "arch.json", network, {"params": cost.params, "madds": cost.madds})
-        atomic_write_json(run_dir / "metrics.json", metrics)
-    barrier(dist)  # whoever reads the run folder next (autospace run's report) finds it complete
+    run.finish({"model": model.state_dict(), "optimizer": optimizer.state_dict()["state"]},
+               "the trained weights and optimiser state", [
+                   lambda: atomic_torch_save(run.out / "model.pt", {key: value.detach().cpu().contiguous()
+                                                                    for key, value in model.state_dict().items()}),
+                   lambda: save_arch(run.out / "arch.json", network, {"params": cost.params, "madds": cost.madds}),
+                   lambda: atomic_write_json(run.out / "metrics.json", metrics)])
     return metrics
+
+
+def _set_rng_state(rng: dict, generator: torch.Generator, device: torch.device) -> None:
+    generator.set_state(rng["data"])
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda" and rng.get("cuda") is not None:
+        torch.cuda.set_rng_state(rng["cuda"], device)
 
 
 def _json_line(record: dict) -> str:

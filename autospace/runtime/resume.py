@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
-from autospace.config import (
+from autospace.runtime.config import (
     CHANGE_NOTE_PREFIX, config_differences, load_saved_config, recorded_change_notes, save_config,
 )
 from autospace.errors import AutospaceError
@@ -76,7 +76,7 @@ def recorded_changes(run_dir: str | Path) -> list[str]:
 def resumed_config(config_class, run_dir: str | Path, overrides: Iterable[str]):
     """The config to resume run_dir with: its config.yaml plus `overrides`, checked by `learning_rate_changes`;
     a learning-rate change is recorded in config.yaml with the step of the checkpoint it continues from."""
-    from autospace.checkpoints import checkpoint_position
+    from autospace.runtime.checkpoints import checkpoint_position
 
     overrides = list(overrides)
     saved = load_saved_config(config_class, run_dir)

@@ -30,9 +30,9 @@ from typing import Any, Iterable, Literal, TypeVar, Union
 
 import yaml
 
-from autospace.atomic import atomic_write_text
+from autospace.runtime.atomic import atomic_write_text
 from autospace.errors import AutospaceError
-from autospace.parsing import MAX_NESTING, nesting_depth, parse_yaml
+from autospace.runtime.parsing import MAX_NESTING, nesting_depth, parse_yaml
 
 ConfigType = TypeVar("ConfigType")
 
@@ -406,7 +406,7 @@ def save_config(path: str | Path, config: Any, notes: Iterable[str] = ()) -> Non
     """Write the resolved config as YAML (atomically); `load_config(type(config), path)` reads it back equal.
 
     The header line names the autospace version and CONFIG_FORMAT (read back by `load_saved_config`);
-    the change notes of the file it replaces (`autospace.resume`), then `notes`, follow as comment lines."""
+    the change notes of the file it replaces (`autospace.runtime.resume`), then `notes`, follow as comment lines."""
     from autospace import __version__
 
     notes = recorded_change_notes(path) + [note for note in notes if note not in recorded_change_notes(path)]
@@ -418,7 +418,7 @@ def save_config(path: str | Path, config: Any, notes: Iterable[str] = ()) -> Non
     atomic_write_text(path, header + comments + text)
 
 
-# The comment lines of config.yaml that record a change made on --resume (written by autospace.resume).
+# The comment lines of config.yaml that record a change made on --resume (written by autospace.runtime.resume).
 CHANGE_NOTE_PREFIX = "changed on --resume"
 
 

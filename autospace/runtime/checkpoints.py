@@ -24,9 +24,11 @@ import zipfile
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from autospace.atomic import atomic_torch_save, remove_stale_temporaries
 from autospace.errors import AutospaceError
+from autospace.runtime.atomic import atomic_torch_save, remove_stale_temporaries, require_writable_folder
+from autospace.runtime.run_lock import LOCK_NAME
 
 NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
@@ -37,6 +39,26 @@ def save_rotating_checkpoint(run_dir: str | Path, state: dict, format_tag: str) 
     if (run_dir / NEWEST).exists():
         os.replace(run_dir / NEWEST, run_dir / PREVIOUS)
     atomic_torch_save(run_dir / NEWEST, {"format": format_tag, **state})
+
+
+def require_new_run_dir(run_dir: Path) -> None:
+    """A new run must not mix its files with another run's, and must be able to write its folder."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise AutospaceError(f"run folder {run_dir} is a file; choose a folder path")
+    # Another process of the same torchrun job may be probing the folder (require_writable_folder) right now.
+    # The lock file is this run's own (run_lock.py: taken before this check by a new run's entry point).
+    if run_dir.is_dir() and any(not entry.name.startswith(".autospace-write-test.") and entry.name != LOCK_NAME
+                                for entry in run_dir.iterdir()):
+        raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
+                             f"or choose another (new or empty) folder")
+    require_writable_folder(run_dir)  # fail now, not after the data set is loaded
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Write `state` as the newest rotating checkpoint; it carries its own "format" key."""
+    state = dict(state)
+    save_rotating_checkpoint(run_dir, state, state.pop("format"))
 
 
 def load_rotating_checkpoint(run_dir: str | Path, format_tag: str, required_keys: tuple[str, ...] = (),
@@ -90,7 +112,7 @@ def require_finite_loss(loss: float, stage: str, position: str, run_dir: str | P
 
     if math.isfinite(loss):
         return
-    from autospace.resume import learning_rate_hint
+    from autospace.runtime.resume import learning_rate_hint
 
     raise AutospaceError(f"{stage}: the loss became {loss} at {position}; {last_good_checkpoint_text(run_dir)}; "
                          f"{advice}; {learning_rate_hint(run_dir)}")
@@ -135,7 +157,7 @@ def require_finite_state(state: dict, run_dir: str | Path) -> None:
     it would rotate out a good checkpoint and be named as the last good one."""
     bad = non_finite_tensors(state)
     if bad:
-        from autospace.resume import learning_rate_hint
+        from autospace.runtime.resume import learning_rate_hint
 
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise NonFiniteStateError(
@@ -170,3 +192,17 @@ def checkpoint_position(run_dir: str | Path) -> str:
             where = f"step {step}" if isinstance(step, int) else "the checkpoint"
             return f"{where} ({', '.join(counters)})" if counters else where
     return "step 0 (before the first checkpoint)"
+
+
+def optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Per-parameter optimiser state keyed by parameter name (stable across rebuilds)."""
+    names = {parameter: name for name, parameter in model.named_parameters()}
+    return {names[p]: {k: (v.detach().cpu() if torch.is_tensor(v) else v) for k, v in state.items()}
+            for p, state in optimizer.state.items() if p in names}
+
+
+def load_optimizer_state_by_name(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    for name, parameter in model.named_parameters():
+        if name in state:
+            optimizer.state[parameter] = {k: (v.to(parameter.device) if torch.is_tensor(v) else v)
+                                          for k, v in state[name].items()}

@@ -165,7 +165,7 @@ def read_optional_json(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         return None
-    from autospace.parsing import parse_json
+    from autospace.runtime.parsing import parse_json
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -4,7 +4,7 @@ The cell's DAG is laid out left to right: input IO node, inner nodes 0..3,
 output IO node. Edges carry their operator; `zero` edges are omitted and edges
 that cannot lie on a path 0 -> 3 (they change nothing, see `canonical`) are
 drawn faded. `draw_cell_on_axes` draws into any region of a matplotlib axes,
-so the space and network pictures of `autospace.show` reuse it for thumbnails.
+so the space and network pictures of `autospace.report.show` reuse it for thumbnails.
 """
 
 from __future__ import annotations

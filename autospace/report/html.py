@@ -18,7 +18,7 @@ import io
 import os
 from pathlib import Path
 
-from autospace.atomic import atomic_write_text, read_jsonl, read_optional_json
+from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.errors import AutospaceError
 
 STAGE_MARKERS = {"evolve": "history.jsonl", "search": "search.jsonl", "train": "metrics.jsonl"}
@@ -240,7 +240,7 @@ def _madds(value) -> str:
 
 
 def _evolve_section(run_dir: Path) -> list[str]:
-    from autospace.show import render
+    from autospace.report.show import render
 
     parts = ["<h3>Space evolution</h3>"]
     evolve = stage_dir(run_dir, "evolve")
@@ -261,7 +261,7 @@ def _evolve_section(run_dir: Path) -> list[str]:
 
         from autospace.arch.blocks import CellBlock
         from autospace.arch.codec import load_space
-        from autospace.evolve.report import write_fitness_plot
+        from autospace.report.space import write_fitness_plot
 
         space = load_space(space_path)
         # the DEA's traces follow cells through the populations; other blocks have none
@@ -288,7 +288,7 @@ def _evolve_section(run_dir: Path) -> list[str]:
 
 
 def _search_section(run_dir: Path) -> list[str]:
-    from autospace.show import render
+    from autospace.report.show import render
 
     parts = ["<h3>Search</h3>"]
     search = stage_dir(run_dir, "search")

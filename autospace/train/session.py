@@ -4,38 +4,32 @@ Every search decision uses the held-out split of the training set; the test
 set is never touched here.
 
 Under torchrun every rank runs the same search on its slice of each global
-batch (`autospace.distributed`); evaluations are sharded and all-reduced, so
+batch (`autospace.runtime.distributed`); evaluations are sharded and all-reduced, so
 every rank takes the same decisions. Rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as functional
 from torch import nn
 
-from autospace.config import save_config
 from autospace.data import load_dataset, stratified_split
 from autospace.data.dataset import ImageDataset
 from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream
-from autospace.device import resolve_channels_last, resolve_device, resolve_precision
-from autospace.distributed import (
-    SINGLE_PROCESS, Distributed, average_gradients, barrier, init_distributed, require_divisible_batch, shard_batch,
-)
-from autospace.nonfinite import NonfiniteSteps
-from autospace.search.config import SearchConfig
-from autospace.train.checkpoint import require_new_run_dir
+from autospace.runtime.distributed import SINGLE_PROCESS, Distributed, average_gradients, shard_batch
+from autospace.runtime.nonfinite import NonfiniteSteps
 from autospace.train.evaluate import evaluate
 
 
 @dataclass
 class SearchSession:
-    config: SearchConfig
+    config: Any                       # SearchConfig or NseConfig: the keys below are common to both
     out: Path
     device: torch.device
     autocast_dtype: torch.dtype | None
@@ -48,7 +42,7 @@ class SearchSession:
     validation_stream: BatchStream
     distributed: Distributed = SINGLE_PROCESS
     guard: NonfiniteSteps | None = None  # --skip-nonfinite; None: no per-step check
-    started: float = field(default_factory=time.perf_counter)
+    run: Any = None                       # the `runtime.run.Run` it belongs to
 
     @property
     def memory_format(self):
@@ -121,33 +115,20 @@ class PathModule(nn.Module):
         return self.supernet(x, self.paths)
 
 
-def open_session(config: SearchConfig, out: str | Path, resume: bool) -> SearchSession:
-    out = Path(out)
-    device = resolve_device(config.device)
-    distributed = init_distributed(device.type)
-    device = distributed.local_device(device)
-    require_divisible_batch(distributed, config.batch_size)
-    if not resume:
-        require_new_run_dir(out)
-    barrier(distributed)  # every rank has looked at the folder before rank 0 writes into it
-    if not resume and distributed.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(out / "config.yaml", config)
-    barrier(distributed)  # rank 0's files are whole before another rank reads (or tidies) the folder
+def open_session(run) -> SearchSession:
+    """The data, held-out split and batch streams of a supernet-training run (`runtime.run.Run`)."""
+    config, device, distributed = run.config, run.device, run.distributed
     dataset = load_dataset(config.data, config.data_dir, config.image_size)
     if config.train_subset is not None:
         dataset = dataset.subset(config.train_subset, None, torch.Generator().manual_seed(config.seed))
     train_indices, validation_indices = stratified_split(
         dataset.train_labels, validation_fraction=config.validation_fraction, seed=config.seed)
-    channels_last = resolve_channels_last(config.channels_last, device)
+    channels_last = run.channels_last
     images = dataset.train_images.to(device)
     streams = [BatchStream(images, dataset.train_labels, indices, config.batch_size, dataset.mean, dataset.std,
                            seed=config.seed + offset, channels_last=channels_last, distributed=distributed)
                for offset, indices in enumerate((train_indices, validation_indices))]
-    guard = NonfiniteSteps(config.skip_nonfinite, f"search {config.method}", out,
-                           f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume", distributed)
-    return SearchSession(config=config, out=out, device=device,
-                         autocast_dtype=resolve_precision(config.precision, device), channels_last=channels_last,
-                         dataset=dataset, images=images, train_indices=train_indices,
+    return SearchSession(config=config, out=run.out, device=device, autocast_dtype=run.autocast_dtype,
+                         channels_last=channels_last, dataset=dataset, images=images, train_indices=train_indices,
                          validation_indices=validation_indices, train_stream=streams[0],
-                         validation_stream=streams[1], distributed=distributed, guard=guard)
+                         validation_stream=streams[1], distributed=distributed, guard=run.guard, run=run)

@@ -18,10 +18,10 @@ from typing import Iterable
 import torch
 from torch import nn
 
-from autospace.checkpoints import last_good_checkpoint_text
-from autospace.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum
+from autospace.runtime.checkpoints import last_good_checkpoint_text
+from autospace.runtime.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum
 from autospace.errors import AutospaceError
-from autospace.resume import learning_rate_hint
+from autospace.runtime.resume import learning_rate_hint
 
 
 class NonfiniteSteps:

@@ -69,7 +69,7 @@ def expected_branch_madds(probabilities: Sequence[torch.Tensor], candidate_madds
                           fixed_madds: int) -> torch.Tensor:
     """E[MAdds] = fixed + sum_l sum_i p_li madds_li: a multi-branch layer costs the sum of its
     branches, so the expectation is linear in the independent p_li (differentiable)."""
-    from autospace.search.budget import expected_madds
+    from autospace.cost.expected import expected_madds
 
     return expected_madds(probabilities, candidate_madds, fixed_madds)
 
@@ -85,3 +85,17 @@ def squared_budget_penalty(expected: torch.Tensor, target: int, weight: float) -
 def mask_madds(masks: Sequence[Mask], candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> int:
     """MAdds of the multi-branch network of `masks`: fixed plus every active candidate's MAdds."""
     return int(fixed_madds) + sum(int(row[i]) for mask, row in zip(masks, candidate_madds) for i in mask)
+
+
+def latency_penalty(expected_madds, probabilities, latency: tuple, config):
+    """NSE's squared term on expected latency, lambda * ((E[lat] - T) / T)^2, with MAdds as a cap:
+    lambda * max(0, E[MAdds] / budget - 1)^2."""
+    import torch
+
+    from autospace.cost.expected import expected_madds as expected_cost
+
+    rows, fixed = latency
+    target = 1000 * config.target_latency_ms
+    expected = expected_cost(probabilities, rows, fixed)
+    over = torch.relu(expected_madds / float(config.budget_madds) - 1.0)
+    return config.madds_weight * (((expected - target) / target) ** 2 + over ** 2)

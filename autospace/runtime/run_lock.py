@@ -69,7 +69,7 @@ def _acquire(run_dir: Path, create: bool) -> int | None:
         return None
     if not run_dir.exists() and not create:
         return None
-    from autospace.atomic import require_writable_folder
+    from autospace.runtime.atomic import require_writable_folder
 
     require_writable_folder(run_dir)  # one clear line for a read-only or impossible folder
     run_dir.mkdir(parents=True, exist_ok=True)

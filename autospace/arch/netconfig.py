@@ -31,7 +31,7 @@ from typing import Any
 
 from autospace.arch import InvertedResidual, Layer, Network, ZeroBlock, save_arch
 from autospace.arch.codec import read_json_file
-from autospace.atomic import require_file_path
+from autospace.runtime.atomic import require_file_path
 from autospace.errors import AutospaceError
 
 NETWORK_TYPES = ("ProxylessNASNets", "MobileNetV2")

@@ -2,7 +2,7 @@
 
 - a cell (a `Cell`, a `CellBlock`, or a JSON file holding one block of type
   `cell`): its DAG, edges labelled with operators (Graphviz `dot` when it is
-  installed, else matplotlib; see `autospace.show_cell`);
+  installed, else matplotlib; see `autospace.report.show_cell`);
 - a search space (`SearchSpace` or `space.json`): per layer, its candidates side
   by side (small DAG pictures for cells, names for irb/zero) with fitness and MAdds;
 - a network (`Network` or `arch.json`): the layer sequence as a vertical strip
@@ -23,11 +23,11 @@ from autospace.arch.cell import Cell
 from autospace.arch.codec import ARCH_FORMAT, SPACE_FORMAT, arch_from_dict, block_from_dict, space_from_dict
 from autospace.arch.network import Network
 from autospace.arch.space import SearchSpace
-from autospace.atomic import atomic_write_bytes
+from autospace.runtime.atomic import atomic_write_bytes
 from autospace.cost.analytic import block_cost, head_cost, layer_costs, network_cost, stem_cost
 from autospace.errors import AutospaceError
-from autospace.parsing import parse_json
-from autospace.show_cell import (
+from autospace.runtime.parsing import parse_json
+from autospace.report.show_cell import (
     LAYOUT_HEIGHT, LAYOUT_WIDTH, add_operator_legend, cell_figure, dot_available, draw_cell_on_axes,
     render_cell_with_dot,
 )

@@ -7,7 +7,7 @@ from pathlib import Path
 from autospace.arch.blocks import CellBlock, block_to_string
 from autospace.arch.codec import cell_to_dict
 from autospace.arch.space import SearchSpace
-from autospace.atomic import atomic_write_bytes, atomic_write_text, read_jsonl
+from autospace.runtime.atomic import atomic_write_bytes, atomic_write_text, read_jsonl
 from autospace.cost.analytic import block_cost
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autospace.arch.blocks import block_to_string
-from autospace.atomic import atomic_write_text, read_jsonl, read_optional_json
+from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.cost import layer_costs, network_cost
 
 

@@ -241,3 +241,20 @@ def test_report_renders_in_headless_chromium(tmp_path):
     found = re.search(r'<pre id="image-check">([^<]*)</pre>', done.stdout)
     assert found, done.stderr[-2000:]
     assert found.group(1).split(",") == ["ok"] * count + ["bad"]
+
+
+def test_supernet_learning_curves_beside_the_stand_alone_network(tmp_path):
+    run = make_run(tmp_path / "run")
+    without = write_html_report([run], out=tmp_path / "without.html").read_text()
+    assert "Do the supernets learn?" not in without  # no images_seen in these records: no figure
+    for path, key, scale in (("evolve/history.jsonl", "step", 64), ("search/search.jsonl", "epoch", 800),
+                             ("train/metrics.jsonl", "step", 32)):
+        records = [json.loads(line) for line in (run / path).read_text().splitlines()]
+        for index, record in enumerate(records):
+            record["images_seen"] = record[key] * scale
+            if path.startswith("evolve"):
+                record["heldout_top1"] = 0.1 + 0.05 * index
+        _lines(run / path, records)
+    text = assert_self_contained(write_html_report([run], out=tmp_path / "with.html"), minimum_images=7)
+    assert "Do the supernets learn?" in text and "trained alone" in text
+    assert len(image_sources(text)) == len(image_sources(without)) + 1

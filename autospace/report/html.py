@@ -122,14 +122,9 @@ def _finish(axis, title: str, xlabel: str, ylabel: str) -> None:
         axis.legend(fontsize=7)
 
 
-def evolve_curves_png(history: list[dict], chance: float | None = None) -> bytes | None:
-    """Supernet losses per regeneration, the best fitness per layer averaged over layers, and the
-    supernet's learning curve: held-out top-1 of paths drawn from it against images seen."""
-    figure, (losses, fitness, learning) = _panels(3)
-    drawn_learning = _plot(learning, history, "images_seen", "heldout_top1", "supernet paths (BN recalibrated)", 100)
-    if drawn_learning and chance:
-        learning.axhline(100 * chance, color="grey", linestyle=":", label="chance")
-    _finish(learning, "evolve: does the supernet learn?", "images seen", "held-out top-1 (%)")
+def evolve_curves_png(history: list[dict]) -> bytes | None:
+    """Supernet losses per regeneration and the best fitness per layer averaged over layers."""
+    figure, (losses, fitness) = _panels(2, width=5.0)
     drawn = _plot(losses, history, "step", "weight_loss", "weight loss (train)")
     drawn |= _plot(losses, [r for r in history if r.get("fitness_steps", 1)], "step", "fitness_loss",
                    "fitness loss (held-out)")
@@ -139,7 +134,24 @@ def evolve_curves_png(history: list[dict], chance: float | None = None) -> bytes
             if "step" in r and r.get("populations") and all(r["populations"])]
     drawn |= _plot(fitness, best, "step", "best", "best fitness, mean over layers")
     _finish(fitness, "evolve: population fitness", "step", "fitness (alpha)")
-    return _png(figure) if drawn or drawn_learning else None
+    return _png(figure) if drawn else None
+
+
+def learning_curves_png(evolve_history: list[dict], search_records: list[dict], train_records: list[dict],
+                        chance: float | None = None) -> bytes | None:
+    """Top-1 against images seen: the DEA supernet (paths drawn from it), the search supernet (the
+    path it would return), both BN-recalibrated on held-out images, and the stand-alone network of
+    the final training on the test set, the reference a supernet path would reach alone."""
+    figure, (axis,) = _panels(1, width=6.0, height=3.4)
+    drawn = _plot(axis, evolve_history, "images_seen", "heldout_top1", "DEA supernet, drawn paths (held-out)", 100)
+    drawn |= _plot(axis, [r for r in search_records if not r.get("phase")], "images_seen", "validation_accuracy",
+                   "search supernet, returned path (held-out)", 100)
+    drawn |= _plot(axis, train_records, "images_seen", "test_accuracy", "stand-alone network, final training (test)",
+                   100, linestyle="--")
+    if drawn and chance:
+        axis.axhline(100 * chance, color="grey", linestyle=":", label="chance")
+    _finish(axis, "Do the supernets learn?", "images seen", "top-1 (%)")
+    return _png(figure) if drawn else None
 
 
 def search_curves_png(records: list[dict], target: int | None) -> bytes | None:
@@ -248,9 +260,7 @@ def _evolve_section(run_dir: Path) -> list[str]:
         return parts + [_note("No evolve stage in this run (a built-in or given space was searched).")]
     space_path = evolve / "space.json"
     history = read_jsonl(evolve / "history.jsonl")
-    chance = ((read_optional_json(space_path) or {}).get("metadata", {}).get("fitness_diagnostics") or {}).get(
-        "chance") if space_path.is_file() else None
-    curves = evolve_curves_png(history, chance)
+    curves = evolve_curves_png(history)
     if curves:
         parts.append(_img(curves, "evolve losses and fitness"))
     if (evolve / "fitness.png").is_file():
@@ -285,6 +295,22 @@ def _evolve_section(run_dir: Path) -> list[str]:
     else:
         parts.append(_note("The evolution has not finished: no space.json yet."))
     return parts
+
+
+def _learning_section(run_dir: Path) -> list[str]:
+    evolve, search, train = (stage_dir(run_dir, stage) for stage in ("evolve", "search", "train"))
+    space_path = evolve / "space.json" if evolve else None
+    chance = ((read_optional_json(space_path) or {}).get("metadata", {}).get("fitness_diagnostics") or {}).get(
+        "chance") if space_path and space_path.is_file() else None
+    curves = learning_curves_png(read_jsonl(evolve / "history.jsonl") if evolve else [],
+                                 read_jsonl(search / "search.jsonl") if search else [],
+                                 read_jsonl(train / "metrics.jsonl") if train else [], chance)
+    if curves is None:
+        return []
+    return ["<h3>Do the supernets learn?</h3>",
+            "<p>Top-1 against training images seen: paths of the one-shot supernets (BN recalibrated, "
+            "held-out images) beside the found network trained alone (test set). A supernet near chance "
+            "cannot rank what it holds.</p>", _img(curves, "supernet learning curves")]
 
 
 def _search_section(run_dir: Path) -> list[str]:
@@ -346,7 +372,8 @@ def _run_section(run_dir: Path, summary: dict, anchor: str) -> list[str]:
     parts.append(_table(["stage", "wall time"], [[stage, "skipped or unfinished" if seconds is None
                                                   else f"{seconds / 60:.1f} min ({seconds:.0f} s)"]
                                                  for stage, seconds in times.items()]))
-    parts += _evolve_section(run_dir) + _search_section(run_dir) + _train_section(run_dir)
+    parts += (_learning_section(run_dir) + _evolve_section(run_dir) + _search_section(run_dir)
+              + _train_section(run_dir))
     configs = [path for path in (run_dir / "config.yaml",) if path.is_file()] or sorted(
         path for stage in STAGE_MARKERS if (path := (stage_dir(run_dir, stage) or run_dir) / "config.yaml").is_file())
     parts.append("<h3>Resolved config</h3>")

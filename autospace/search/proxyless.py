@@ -180,7 +180,8 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         # Means over the global batches, the same on every rank (one all-reduce per epoch).
         loss_sum, arch_loss_sum = all_reduce_mean(dist, torch.stack([loss_sum, arch_loss_sum])).tolist()
         record = {
-            "epoch": epoch, "train_loss": loss_sum / weight_steps if weight_steps else float("nan"),
+            "epoch": epoch, "images_seen": epoch * steps_per_epoch * config.batch_size,
+            "train_loss": loss_sum / weight_steps if weight_steps else float("nan"),
             "arch_loss": arch_loss_sum / arch_steps if arch_steps else None,
             "validation_loss": validation_loss, "validation_accuracy": validation_accuracy,
             "expected_madds": float(expected_madds(probabilities, madds_tables, fixed_madds)),

@@ -170,7 +170,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                                                     config.eval_batch_size, autocast_dtype, channels_last,
                                                     distributed=dist)
             record = {
-                "epoch": epoch + 1, "step": step,
+                "epoch": epoch + 1, "step": step, "images_seen": step * config.batch_size,
                 "train_loss": train_loss, "train_accuracy": train_accuracy,
                 "test_loss": test_loss, "test_accuracy": test_accuracy,
                 "lr": lr, "images_per_second": seen / train_seconds,

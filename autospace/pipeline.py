@@ -126,7 +126,7 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
     state = states["search"]
     if state != "done":
         if search(search_config, out / "search", resume=state == "resume",
-                  initialise_supernet=(search_initialiser(search_config)
+                  initialise_supernet=(search_initialiser(search_config)  # NSE saves no DEA supernet
                                        if config.space_method == "autospace" else None)) is None:
             raise AutospaceError("the search stopped before it found a network")
     state = states["train"]
@@ -142,13 +142,10 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
 
 
 def search_initialiser(config: SearchConfig):
-    """What `search` starts the supernet from: the DEA supernet beside the space.json with
-    `warm_start`, else None (a fresh initialisation)."""
-    if not config.warm_start:
+    """What `search` starts the supernet from: with `warm_start` and a space.json, the DEA supernet
+    saved beside it; else None (a fresh initialisation: the built-in spaces have no DEA supernet)."""
+    if not config.warm_start or config.space in BUILT_IN_SPACES:
         return None
-    if config.space in BUILT_IN_SPACES:
-        raise AutospaceError(f"warm_start needs a space.json written by `autospace evolve --method autospace`; "
-                             f"the {config.space!r} space has no DEA supernet to start from: set warm_start=false")
     from autospace.evolve.checkpoint import dea_warm_start
 
     return dea_warm_start(Path(config.space).parent)

@@ -51,10 +51,9 @@ def test_every_path_of_banked_cells_computes_what_the_dea_supernet_computes():
     assert unbanked and all(torch.equal(fresh[name], target.state_dict()[name]) for name in unbanked)
 
 
-def test_warm_start_needs_a_learned_space_and_its_checkpoint(tmp_path):
-    with pytest.raises(AutospaceError, match="warm_start needs a space.json"):
-        search_initialiser(SearchConfig(space="manual", warm_start=True))
-    assert search_initialiser(SearchConfig(space="manual")) is None
+def test_warm_start_needs_the_evolve_checkpoint_beside_the_space(tmp_path):
+    assert search_initialiser(SearchConfig(space="manual", warm_start=True)) is None  # nothing to start from
+    assert search_initialiser(SearchConfig(space=str(tmp_path / "space.json"))) is None
     (tmp_path / "space.json").write_text("{}")
     initialise = search_initialiser(SearchConfig(space=str(tmp_path / "space.json"), warm_start=True))
     with pytest.raises(AutospaceError, match="holds no evolve checkpoint"):

@@ -41,8 +41,8 @@ class SearchConfig:
                                 "as in BigNAS), so switching paths disturbs the layers after them less", True)
     warm_start: bool = _help("searching a space.json that `autospace evolve --method autospace` wrote beside its "
                              "checkpoint: start the supernet's stem, head and cells from the DEA supernet's "
-                             "weights instead of a fresh initialisation (`autospace run` applies it in a learned "
-                             "space only)", False)
+                             "weights instead of a fresh initialisation (the built-in spaces have no DEA "
+                             "supernet: ignored there)", False)
     weight_lr: float = _help("peak SGD learning rate of the supernet weights (cosine to 0)", 0.05)
     weight_momentum: float = _help("SGD (Nesterov) momentum", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)

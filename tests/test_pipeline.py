@@ -82,8 +82,8 @@ def test_cpu_preset_runs_end_to_end_with_tiny_overrides(tmp_path):
     tiny = OVERRIDES + ["evolve.train_subset=256", "search.train_subset=256", "train.train_subset=256",
                         "train.eval_every=1", "evolve.warmup_epochs=0.5"]
     config = load_run_config("cpu", tiny)
-    assert config.evolve.candidates_per_layer == 2 and config.search.arch_every == 1  # preset, then overrides
-    assert load_run_config("cpu", []).evolve.candidates_per_layer == 4
+    assert config.evolve.train_subset == 256 and config.search.warm_start  # the preset, then the overrides
+    assert load_run_config("cpu", []).evolve.train_subset == 20000
     metrics = run_pipeline(config, tmp_path / "cpu")
     assert 0.0 <= metrics["test_top1"] <= 100.0
     space = json.loads((tmp_path / "cpu" / "evolve" / "space.json").read_text())

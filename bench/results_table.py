@@ -3,7 +3,7 @@
 Each row of the JSONL file is one finished `autospace run` (one budget, one
 space, one seed). Rows are grouped by (recipe, search method, budget, space);
 each group gives mean and standard deviation of test top-1 over its seeds,
-the found networks' MAdds and params (and, where a search's argmax was over the
+the found networks' MAdds (mean and per seed) and params (and, where a search's argmax was over the
 budget and `fit_to_budget` took the most probable network within it, the
 argmax's MAdds and how many seeds), and the mean wall time per stage. The
 learned row also gives its difference to the manual row of the same budget.
@@ -64,7 +64,8 @@ def summarise(rows: list[dict]) -> list[dict]:
             "test_top1_mean": statistics.mean(accuracies),
             "test_top1_std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
             "madds_mean": _mean([row.get("madds") for row in members]),
-            # Runs whose argmax was over the budget and which returned the most probable network within it.
+            "madds": [row.get("madds") for row in members],
+            # Runs whose argmax lay outside the budget band and which returned the most probable network in it.
             "fitted": sum(1 for row in members if row.get("fitted_to_budget")),
             "argmax_madds_mean": _mean([row.get("argmax_madds") for row in members]),
             "params_mean": _mean([row.get("params") for row in members]),
@@ -77,7 +78,8 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def _fitted_note(item: dict) -> str:
-    """' (argmax 21.1M, fitted 3/3)' when some seeds' argmax was over the budget (fit_to_budget)."""
+    """' (argmax 21.1M, fitted 3/3)' when some seeds' argmax lay outside [budget_floor, 1] x the budget
+    and the search returned the most probable network inside (fit_to_budget)."""
     if not item["fitted"]:
         return ""
     return f" (argmax {_millions(item['argmax_madds_mean'], 1)}, fitted {item['fitted']}/{len(item['seeds'])})"
@@ -88,8 +90,8 @@ def markdown_table(rows: list[dict]) -> str:
     manual = {(item["config"], item["search_method"], item["budget_madds"]): item["test_top1_mean"]
               for item in summaries if item["space_method"] == "manual"}
     lines = ["| recipe | search | budget | space | seeds | test top-1 % (mean ± std) | per seed | vs manual "
-             "| found MAdds | params | evolve / search / train (min, mean) | device |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| found MAdds | MAdds per seed | params | evolve / search / train (min, mean) | device |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for item in summaries:
         reference = manual.get((item["config"], item["search_method"], item["budget_madds"]))
         difference = ("-" if reference is None or item["space_method"] == "manual"
@@ -100,7 +102,8 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {SPACE_NAMES.get(item['space_method'], item['space_method'])} | {len(item['seeds'])} "
             f"| {item['test_top1_mean']:.2f} ± {item['test_top1_std']:.2f} "
             f"| {', '.join(f'{value:.2f}' for value in item['test_top1'])} | {difference} "
-            f"| {_millions(item['madds_mean'], 1)}{_fitted_note(item)} | {_millions(item['params_mean'], 2)} "
+            f"| {_millions(item['madds_mean'], 1)}{_fitted_note(item)} "
+            f"| {', '.join(_millions(value, 2) for value in item['madds'])} | {_millions(item['params_mean'], 2)} "
             f"| {_minutes(stages['evolve'])} / {_minutes(stages['search'])} / {_minutes(stages['train'])} "
             f"| {', '.join(item['devices'])} |")
     return "\n".join(lines) + "\n"

@@ -70,6 +70,7 @@ def test_results_table_means_deviations_and_difference(tmp_path):
     assert "| 30M | manual" in lines[3] and "90.50 ± 0.50" in lines[3] and "| - / 3.0 / 5.0 |" in lines[3]
     assert "| 27.0M (argmax 35.0M, fitted 1/3) |" in lines[3] and "argmax" not in lines[2] + lines[4]
     assert "| 90M | manual" in lines[4]
+    assert "| 27.00M, 27.00M, 27.00M |" in lines[3]  # every found network's MAdds
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "results_table.py"), str(path)],
                             capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout == table

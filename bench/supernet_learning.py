@@ -44,7 +44,6 @@ from autospace.evolve.population import LayerPopulation
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.nn.supernet import CellSupernet
-from autospace.nn.weight_bank import zero_residual_branches
 from autospace.train.optim import learning_rate_at
 
 VARIANTS = ("standalone", "dea", "dea-fair", "dea-fixed", "dea-independent", "search", "search-fair")
@@ -53,12 +52,13 @@ VARIANTS = ("standalone", "dea", "dea-fair", "dea-fixed", "dea-independent", "se
 def build(variant: str, skeleton, args, generator: torch.Generator):
     """(supernet, candidates per layer) for one variant."""
     if variant.startswith("search"):
-        supernet = BlockSupernet(manual_space(skeleton, with_zero=False), generator)
+        supernet = BlockSupernet(manual_space(skeleton, with_zero=False), generator, zero_residual=args.zero_init)
         return supernet, supernet.num_choices()
     if variant == "dea-independent":
         cell_supernet, _ = build("dea", skeleton, args, generator)
         layers = tuple(tuple(Candidate(CellBlock(cell)) for cell in layer) for layer in cell_supernet.candidates())
-        supernet = BlockSupernet(SearchSpace(skeleton=skeleton, layers=layers), generator, add_zero=False)
+        supernet = BlockSupernet(SearchSpace(skeleton=skeleton, layers=layers), generator, add_zero=False,
+                                 zero_residual=args.zero_init)
         return supernet, supernet.num_choices()
     bands = layer_budgets(skeleton, parse_madds(args.budget_madds), reference_cell(), 1.08, 0.6)
     rng = random.Random(args.seed)
@@ -70,7 +70,7 @@ def build(variant: str, skeleton, args, generator: torch.Generator):
         population = LayerPopulation(slot, band, 3)
         population.initialise(args.candidates, rng)
         cells.append(population.cells())
-    supernet = CellSupernet(skeleton, generator)
+    supernet = CellSupernet(skeleton, generator, args.zero_init)
     supernet.set_candidates(cells, [[0.0] * len(layer) for layer in cells], generator)
     return supernet, [len(layer) for layer in cells]
 
@@ -100,13 +100,6 @@ def train_variant(variant: str, dataset, split, skeleton, args) -> dict:
     torch.manual_seed(args.seed)  # dropout, the only user of the global generator
     generator = torch.Generator().manual_seed(args.seed)
     supernet, counts = build(variant, skeleton, args, generator)
-    if args.zero_init:  # what EvolveConfig / SearchConfig.zero_residual do, for every variant
-        zero_residual_branches(supernet)
-        for bank in getattr(supernet, "banks", ()):
-            if bank.slot.has_residual:
-                for key in bank.keys():
-                    if key.startswith("output|"):
-                        torch.nn.init.zeros_(bank.shared[key][1].weight)
     supernet = supernet.to(memory_format=torch.channels_last)
     parameters = weight_parameters(supernet)
     optimizer = torch.optim.SGD([{"params": [p for p in parameters if p.dim() > 1], "weight_decay": 4e-5},

@@ -64,6 +64,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-madds", nargs="+", default=["15M"], help="one or more budgets, e.g. 30M 90M")
     parser.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per budget and space")
+    parser.add_argument("--seed-ids", type=int, nargs="+", default=None, metavar="SEED",
+                        help="run only these seeds (overrides --seeds); lets separate processes share the work")
     parser.add_argument("--config", default="quick", help="run preset (configs/run) or YAML path")
     parser.add_argument("--search-method", default="proxyless-g")
     parser.add_argument("--spaces", nargs="+", default=["autospace", "manual"], choices=("autospace", "manual"),
@@ -86,7 +88,7 @@ def main() -> None:
     results: dict[int, dict[str, list[dict]]] = {}
     for budget, budget_text in zip(budgets, args.budget_madds):
         results[budget] = {space: [] for space in args.spaces}
-        for seed in range(args.seeds):
+        for seed in (args.seed_ids if args.seed_ids is not None else range(args.seeds)):
             for space in args.spaces:
                 key = (recipe, args.search_method, budget, space, seed)
                 done = [row for row in rows if (row.get("config"), row.get("search_method"), row["budget_madds"],
@@ -126,7 +128,7 @@ def main() -> None:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(args.markdown), markdown_table(rows))
     print(json.dumps({"bench": "space_vs_manual", "config": args.config, "recipe": recipe,
-                      "search_method": args.search_method, "seeds": args.seeds, "budgets": per_budget,
+                      "search_method": args.search_method, "seeds": args.seed_ids or args.seeds, "budgets": per_budget,
                       "rows": str(rows_path),
                       "markdown": args.markdown, "device": rows[-1].get("device") if rows else None,
                       "torch_version": torch.__version__}))

@@ -212,6 +212,51 @@ def test_top_and_export_rank_trained_cells_first_and_add_the_scaled_reference():
     assert exported == [cells[3], cells[2], population.budget.scaled_reference]
 
 
+def test_family_export_adds_every_expansion_of_the_reference_over_the_cap_too():
+    """At 10M on cifar-small the band of the first layer admits only e1 cells; with the family
+    exported the search also gets the reference at e3 and e6 (costlier than the cap), untrained
+    where the population never held them, each once; without it the space stays inside the band."""
+    skeleton = preset_skeleton("cifar-small")
+    band = layer_budgets(skeleton, 10_000_000, reference_cell(), 1.08, 0.6)[0]
+    population = LayerPopulation(skeleton.searchable_slots()[0], band, 3)
+    population.initialise(6, random.Random(0))
+    population.individuals = [replace(ind, fitness=float(k), count=50) for k, ind in enumerate(population.individuals)]
+    family = reference_family(band.scaled_reference)
+    over_cap = [cell for cell in family if population.madds(cell) > band.cap]
+    assert over_cap  # the premise: some members cost more than the layer may
+    plain = [ind.cell for ind in population.exported(2, 10, True)]
+    assert all(population.madds(cell) <= band.cap for cell in plain)
+    with_family = population.exported(2, 10, True, with_family=True)
+    cells = [ind.cell for ind in with_family]
+    assert cells[:len(plain)] == plain and len(cells) == len(set(cells))
+    assert set(family) <= set(cells)
+    held = set(population.cells())
+    for ind in with_family:
+        if ind.cell not in held:
+            assert ind.fitness == 0.0 and ind.count == 0 and ind.cell in family
+
+
+def test_learned_space_lists_the_family_only_when_asked():
+    from autospace.evolve.dea import learned_space
+
+    skeleton = preset_skeleton("cifar-small")
+    bands = layer_budgets(skeleton, 10_000_000, reference_cell(), 1.08, 0.6)
+    populations = []
+    for slot, band in zip(skeleton.searchable_slots(), bands):
+        population = LayerPopulation(slot, band, 3)
+        population.initialise(5, random.Random(1))
+        populations.append(population)
+    family_sizes = [len(reference_family(band.scaled_reference)) for band in bands]
+    plain = learned_space(skeleton, populations, EvolveConfig(top_k=2, min_trained_steps=0), {})
+    widened = learned_space(skeleton, populations, EvolveConfig(top_k=2, min_trained_steps=0,
+                                                                export_reference_family=True), {})
+    for layer, (a, b) in enumerate(zip(plain.layers, widened.layers)):
+        family = set(reference_family(bands[layer].scaled_reference))
+        assert family <= {c.block.cell for c in b}
+        assert len(b) >= max(len(a), family_sizes[layer])
+    assert sum(len(layer) for layer in widened.layers) > sum(len(layer) for layer in plain.layers)
+
+
 # ---- fitness diagnostics -----------------------------------------------------------------
 
 def test_persistence_is_positive_for_signal_and_not_for_noise():

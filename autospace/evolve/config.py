@@ -76,6 +76,10 @@ class EvolveConfig:
     top_k: int = _help("K: cells per layer in the learned space", 4)
     export_reference: bool = _help("also export each layer's scaled reference cell beside the top-K, so a "
                                    "search in the learned space can always pick the prior", True)
+    export_reference_family: bool = _help(
+        "also export the reference cell at every expansion ratio in every layer, over the layer's MAdds cap "
+        "too: the search, under the network's budget, can then move cost between layers (skip one, widen "
+        "another) as it can in the manual space; members the DEA never trained start fresh", False)
 
     # -- diagnostics: is the fitness signal? ---------------------------------------------------
     diagnostic_paths: int = _help("paths (drawn by fitness) whose held-out top-1 is measured after BN "

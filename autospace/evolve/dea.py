@@ -391,13 +391,14 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
 
 
 def learned_space(skeleton, populations: list[LayerPopulation], config: EvolveConfig, metadata: dict) -> SearchSpace:
-    """Step 5: per layer the top-K trained cells by fitness (and the scaled reference), with fitness
-    and training counts."""
+    """Step 5: per layer the top-K trained cells by fitness (and the scaled reference, or the whole
+    reference family), with fitness and training counts."""
     layers = []
     for population in populations:
         layers.append(tuple(Candidate(CellBlock(individual.cell), round(individual.fitness, 6), individual.count)
                             for individual in population.exported(config.top_k, config.min_steps,
-                                                                  config.export_reference)))
+                                                                  config.export_reference,
+                                                                  config.export_reference_family)))
     return SearchSpace(skeleton=skeleton, layers=tuple(layers), name="autospace", metadata=metadata)
 
 

@@ -24,7 +24,7 @@ from autospace.arch.cell import Cell, canonical, hamming, mutate
 from autospace.arch.ops import AGGREGATIONS, CELL_EXPANSIONS, EDGE_OPERATORS, EDGES
 from autospace.arch.network import LayerSlot
 from autospace.errors import AutospaceError
-from autospace.evolve.layer_budget import LayerBudget, cell_madds
+from autospace.evolve.layer_budget import LayerBudget, cell_madds, reference_family
 
 CHILD_FITNESS_SHRINK = 0.5  # a child starts halfway between its parent's fitness and the population mean
 
@@ -218,12 +218,21 @@ class LayerPopulation:
                         reverse=True)
         return ranked[:count]
 
-    def exported(self, count: int, min_steps: int, with_reference: bool) -> list[Individual]:
+    def exported(self, count: int, min_steps: int, with_reference: bool,
+                 with_family: bool = False) -> list[Individual]:
         """Step 5: the top `count` cells, plus the scaled reference (`with_reference`) when it is not
-        among them, so a search in the learned space can always pick the prior."""
+        among them, so a search in the learned space can always pick the prior; with `with_family`,
+        also the reference at every expansion ratio, over the layer's cap too, so a search under the
+        network's budget can move cost between layers as it can in the manual space (a member the
+        population never held comes untrained: fitness 0, count 0)."""
         chosen = self.top(count, min_steps)
         if with_reference and all(ind.cell != self.budget.scaled_reference for ind in chosen):
             chosen += [ind for ind in self.individuals if ind.cell == self.budget.scaled_reference]
+        if with_family:
+            held = {ind.cell: ind for ind in self.individuals}
+            for cell in reference_family(self.budget.scaled_reference):
+                if all(ind.cell != cell for ind in chosen):
+                    chosen.append(held.get(cell, Individual(cell, reference=True)))
         return chosen
 
     # -- checkpointing -------------------------------------------------------------

@@ -40,6 +40,11 @@ class EvolveConfig:
                              "(1.08: the exported space's uniform-mean network costs about the budget)", 1.08)
     cap_floor: float = _help("the band's floor as a share of its cap tau_l (the reference family is "
                              "admitted whatever the band)", 0.6)
+    skipped_share: float = _help(
+        "share of the skippable layers (those with a residual) whose cost the bands assume the search skips: "
+        "0, every layer is paid for; 1, only the layers that change stride or width, so each band admits "
+        "wider cells and the search must skip layers to meet the budget (as the manual-space search does at "
+        "small budgets)", 0.0)
     target_latency_ms: float | None = _help(
         "latency target (issue 18): each layer admits cells whose latency, predicted from latency_table's cell "
         "components, lies in a band placed like the MAdds band; the MAdds band then keeps only its cap; "
@@ -109,7 +114,7 @@ class EvolveConfig:
         require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay", "skip_nonfinite",
                          "min_trained_steps", "diagnostic_paths")
         require_at_least(self, 1, "diagnostic_batches")
-        require_between(self, 0.0, 1.0, "cap_floor")
+        require_between(self, 0.0, 1.0, "cap_floor", "skipped_share")
         require_between(self, 0.0, 1.0, "momentum", "constrained_fraction", "weight_momentum", "label_smoothing")
         require_between(self, 0.01, 0.9, "validation_fraction")
         require_at_least(self, 1.0, "cap_slack")

@@ -152,7 +152,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                     distributed=dist)
 
     reference = parse_reference(config.reference)
-    budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor)
+    budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor,
+                            config.skipped_share)
     latency_table, latency_models = None, [None] * len(budgets)
     if config.target_latency_ms is not None:  # issue 18: latency bands from cell components; MAdds a cap
         latency_table = dea_latency_table(config.latency_table, skeleton)

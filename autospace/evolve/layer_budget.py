@@ -100,12 +100,19 @@ def centred_cap(costs: Sequence[int], share: float, floor_fraction: float) -> in
 
 
 def layer_budgets(skeleton: Skeleton, budget_madds: int, reference: Cell, slack: float,
-                  floor_fraction: float) -> list[LayerBudget]:
+                  floor_fraction: float, skipped_share: float = 0.0) -> list[LayerBudget]:
     """Per searchable layer, its MAdds band and the reference-family members it admits.
 
     The band [floor x tau_l, tau_l] is placed so that the open-space cells it admits cost
     `slack` x the layer's share on average (measured on a fixed sample of cells): a population
-    drawn from it, and so the exported space, costs about the budget."""
+    drawn from it, and so the exported space, costs about the budget.
+
+    `skipped_share` is the share of the skippable layers (those with a residual, where the search
+    may place the zero block) that the budget assumes the search skips: their reference cost leaves
+    the denominator of the shares, so every layer's band is that of a network holding fewer
+    blocks, and wider cells. 0: every layer holds a cell; 1: only the layers that change stride
+    or width are paid for (at a small budget the manual-space search skips every skippable layer),
+    and the space's uniform-mean network costs more than the budget."""
     available = budget_madds - fixed_madds(skeleton)
     if available <= 0:
         fixed = fixed_madds(skeleton)
@@ -114,7 +121,7 @@ def layer_budgets(skeleton: Skeleton, budget_madds: int, reference: Cell, slack:
             f"head: {fixed:,} MAdds); give a budget above {fixed:,}")
     slots = skeleton.searchable_slots()
     weights = [cell_madds(canonical(reference), slot) for slot in slots]
-    total = sum(weights)
+    total = sum(weight * (1.0 - skipped_share if slot.has_residual else 1.0) for slot, weight in zip(slots, weights))
     family = reference_family(reference)
     pool = calibration_pool(CALIBRATION_CELLS)
     budgets = []

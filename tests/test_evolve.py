@@ -82,6 +82,33 @@ def test_bands_keep_the_reference_family_at_every_budget():
         layer_budgets(skeleton, 1000, reference_cell(), 1.08, 0.6)
 
 
+def test_skipped_share_pays_only_for_the_layers_the_search_keeps():
+    """With skipped_share 1 the bands are those of a network that skips every skippable layer: the
+    band-mean cells of the kept layers alone cost slack x what the budget leaves after the fixed
+    parts (with 0, all layers together do); with 0 the bands are the default ones."""
+    from autospace.evolve.layer_budget import CALIBRATION_CELLS, calibration_pool, fixed_madds
+
+    skeleton, budget, slack, floor = preset_skeleton("cifar-small"), 10_000_000, 1.08, 0.6
+    slots = skeleton.searchable_slots()
+    pool = calibration_pool(CALIBRATION_CELLS)
+
+    def band_mean(slot, band):
+        inside = [cost for cost in (cell_madds(cell, slot) for cell in pool) if band.floor <= cost <= band.cap]
+        return sum(inside) / len(inside)
+
+    available = budget - fixed_madds(skeleton)
+    default = layer_budgets(skeleton, budget, reference_cell(), slack, floor)
+    assert layer_budgets(skeleton, budget, reference_cell(), slack, floor, 0.0) == default
+    skipping = layer_budgets(skeleton, budget, reference_cell(), slack, floor, 1.0)
+    kept = [i for i, slot in enumerate(slots) if not slot.has_residual]
+    assert 0 < len(kept) < len(slots)
+    assert sum(band_mean(slots[i], default[i]) for i in range(len(slots))) == pytest.approx(slack * available, rel=0.02)
+    assert sum(band_mean(slots[i], skipping[i]) for i in kept) == pytest.approx(slack * available, rel=0.02)
+    assert all(wide.cap > narrow.cap for wide, narrow in zip(skipping, default))
+    with pytest.raises(AutospaceError, match="skipped_share"):
+        EvolveConfig(skipped_share=1.5)
+
+
 def _simulate(preset, budget, seed=0):
     import importlib.util
     from pathlib import Path

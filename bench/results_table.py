@@ -85,10 +85,15 @@ def _fitted_note(item: dict) -> str:
     return f" (argmax {_millions(item['argmax_madds_mean'], 1)}, fitted {item['fitted']}/{len(item['seeds'])})"
 
 
-def markdown_table(rows: list[dict]) -> str:
+def markdown_table(rows: list[dict], manual_recipe: str | None = None) -> str:
+    """`manual_recipe`: compare every learned row with that recipe's manual rows (for learned-space
+    variants that change only evolve settings, which the manual space never reads)."""
     summaries = summarise(rows)
     manual = {(item["config"], item["search_method"], item["budget_madds"]): item["test_top1_mean"]
               for item in summaries if item["space_method"] == "manual"}
+    if manual_recipe is not None:
+        manual = {(config, method, budget): value for config in {item["config"] for item in summaries}
+                  for (recipe, method, budget), value in manual.items() if recipe == manual_recipe}
     lines = ["| recipe | search | budget | space | seeds | test top-1 % (mean ± std) | per seed | vs manual "
              "| found MAdds | MAdds per seed | params | evolve / search / train (min, mean) | device |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -112,8 +117,11 @@ def markdown_table(rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", help="JSONL rows written by bench/space_vs_manual.py (OUT/rows.jsonl)")
+    parser.add_argument("--manual-recipe", default=None, metavar="RECIPE",
+                        help="compare every learned row with this recipe's manual rows (learned variants that "
+                             "change only evolve settings share the manual rows)")
     args = parser.parse_args()
-    sys.stdout.write(markdown_table(read_rows(args.rows)))
+    sys.stdout.write(markdown_table(read_rows(args.rows), args.manual_recipe))
 
 
 if __name__ == "__main__":

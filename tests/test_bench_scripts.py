@@ -76,6 +76,16 @@ def test_results_table_means_deviations_and_difference(tmp_path):
     assert result.stdout == table
 
 
+def test_results_table_compares_a_learned_variant_with_the_named_manual_recipe(tmp_path):
+    variant = [dict(row("autospace", seed, top1), config="gpu-variant") for seed, top1 in enumerate((92.0, 93.0))]
+    rows = variant + [row("manual", 0, 90.0), row("manual", 1, 91.0)]
+    own = results_table.markdown_table(rows)
+    assert "| gpu-variant | proxyless-g | 30M | learned (AutoSpace DEA) | 2 | 92.50 ± 0.71 | 92.00, 93.00 | - |" in own
+    shared = results_table.markdown_table(rows, manual_recipe="gpu")
+    assert "| 92.00, 93.00 | +2.00 |" in shared
+    assert "| -1.00 |" not in shared and shared.count("| manual") == 1
+
+
 @pytest.mark.slow  # 15-60 s on 2 cores (idle-busy): evolve, search and train on synthetic data
 def test_pipeline_bench_smoke_prints_one_json_line(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "pipeline.py"), "--smoke", "--device", "cpu",

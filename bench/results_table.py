@@ -91,14 +91,11 @@ def markdown_table(rows: list[dict], manual_recipe: str | None = None) -> str:
     summaries = summarise(rows)
     manual = {(item["config"], item["search_method"], item["budget_madds"]): item["test_top1_mean"]
               for item in summaries if item["space_method"] == "manual"}
-    if manual_recipe is not None:
-        manual = {(config, method, budget): value for config in {item["config"] for item in summaries}
-                  for (recipe, method, budget), value in manual.items() if recipe == manual_recipe}
     lines = ["| recipe | search | budget | space | seeds | test top-1 % (mean ± std) | per seed | vs manual "
              "| found MAdds | MAdds per seed | params | evolve / search / train (min, mean) | device |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for item in summaries:
-        reference = manual.get((item["config"], item["search_method"], item["budget_madds"]))
+        reference = manual.get((manual_recipe or item["config"], item["search_method"], item["budget_madds"]))
         difference = ("-" if reference is None or item["space_method"] == "manual"
                       else f"{item['test_top1_mean'] - reference:+.2f}")
         stages = item["stage_seconds_mean"]

@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--label", default=None,
                         help="recipe name in the rows and the table (default: --config, marked when --set is used)")
     args = parser.parse_args()
+    seeds = args.seed_ids if args.seed_ids is not None else list(range(args.seeds))
     recipe = args.label or (args.config if not args.overrides else f"{args.config}+set")
 
     out_root = Path(args.out)
@@ -88,7 +89,7 @@ def main() -> None:
     results: dict[int, dict[str, list[dict]]] = {}
     for budget, budget_text in zip(budgets, args.budget_madds):
         results[budget] = {space: [] for space in args.spaces}
-        for seed in (args.seed_ids if args.seed_ids is not None else range(args.seeds)):
+        for seed in seeds:
             for space in args.spaces:
                 key = (recipe, args.search_method, budget, space, seed)
                 done = [row for row in rows if (row.get("config"), row.get("search_method"), row["budget_madds"],

@@ -230,9 +230,9 @@ class LayerPopulation:
             chosen += [ind for ind in self.individuals if ind.cell == self.budget.scaled_reference]
         if with_family:
             held = {ind.cell: ind for ind in self.individuals}
-            for cell in reference_family(self.budget.scaled_reference):
-                if all(ind.cell != cell for ind in chosen):
-                    chosen.append(held.get(cell, Individual(cell, reference=True)))
+            listed = {ind.cell for ind in chosen}
+            chosen += [held.get(cell, Individual(cell, reference=True))
+                       for cell in reference_family(self.budget.scaled_reference) if cell not in listed]
         return chosen
 
     # -- checkpointing -------------------------------------------------------------

@@ -64,7 +64,7 @@ def simulate(preset: str, budget: int, seed: int, config) -> dict:
     exported = [p.exported(config.top_k, steps_per_window, True) for p in populations]
     summary = space_madds_summary(fixed_madds(skeleton),
                                   [[p.madds(ind.cell) for ind in layer] for p, layer in zip(populations, exported)],
-                                  budget)
+                                  budget, [slot.has_residual for slot in skeleton.searchable_slots()])
     return {"bench": "space_centring", "mode": "simulate", "preset": preset, "seed": seed, **summary,
             "population_start": start, "population_end": expansion_counts(c for p in populations for c in p.cells()),
             "exported": expansion_counts(ind.cell for layer in exported for ind in layer)}

@@ -109,6 +109,30 @@ def test_skipped_share_pays_only_for_the_layers_the_search_keeps():
         EvolveConfig(skipped_share=1.5)
 
 
+def test_evolve_warns_when_no_network_of_the_space_fits_the_budget():
+    """skipped_share 1 at 10M without the reference family: the scaled references of the kept layers
+    alone cost more than the budget, so the search refuses the space (seen on a real run: 11.1M).
+    The summary says so, and the family export (e1 in every layer) makes the budget reachable."""
+    from autospace.evolve.layer_budget import fixed_madds, space_madds_summary, unreachable_budget_warning
+
+    skeleton, budget = preset_skeleton("cifar-small"), 10_000_000
+    slots = skeleton.searchable_slots()
+    skippable = [slot.has_residual for slot in slots]
+    bands = layer_budgets(skeleton, budget, reference_cell(), 1.08, 0.6, 1.0)
+    scaled = [[cell_madds(band.scaled_reference, slot)] for band, slot in zip(bands, slots)]
+    summary = space_madds_summary(fixed_madds(skeleton), scaled, budget, skippable)
+    expected = fixed_madds(skeleton) + sum(costs[0] for costs, skip in zip(scaled, skippable) if not skip)
+    assert summary["smallest_searchable_madds"] == expected > budget
+    assert summary["cheapest_madds"] > expected  # the skippable layers' blocks count there
+    warning = unreachable_budget_warning(summary)
+    assert "export_reference_family=true" in warning and f"{expected / 1e6:.2f}M" in warning
+    family = [costs + [cell_madds(cell, slot) for cell in reference_family(reference_cell())]
+              for costs, slot in zip(scaled, slots)]
+    assert unreachable_budget_warning(space_madds_summary(fixed_madds(skeleton), family, budget, skippable)) is None
+    with pytest.raises(AutospaceError, match="skippable flags"):
+        space_madds_summary(fixed_madds(skeleton), scaled, budget, skippable[:-1])
+
+
 def _simulate(preset, budget, seed=0):
     import importlib.util
     from pathlib import Path
@@ -351,6 +375,11 @@ def test_run_writes_a_valid_space_and_reports(finished_run):
         assert (finished_run / name).stat().st_size > 0
     entries = _layers(finished_run)
     assert all({"fitness", "madds", "params", "trained_iterations"} <= set(e) for layer in entries for e in layer)
+    from autospace.evolve.layer_budget import fixed_madds
+    slots = preset_skeleton("cifar-small").searchable_slots()
+    smallest = fixed_madds(preset_skeleton("cifar-small")) + sum(
+        0 if slot.has_residual else min(e["madds"] for e in layer) for slot, layer in zip(slots, entries))
+    assert space.metadata["space_madds"]["smallest_searchable_madds"] == smallest
 
 
 def test_constraints_hold_throughout_the_run(finished_run):

@@ -146,6 +146,22 @@ def test_full_run_report_has_every_section(tmp_path):
     assert "Comparison" not in text  # only with several runs
 
 
+def test_a_space_no_network_of_which_fits_the_budget_is_flagged(tmp_path):
+    run = make_run(tmp_path / "run")
+    space_path = run / "evolve" / "space.json"
+    data = json.loads(space_path.read_text())
+    summary = {"budget_madds": 10_000_000, "cheapest_madds": 22_700_000, "uniform_mean_madds": 24_900_000,
+               "costliest_madds": 27_400_000, "smallest_searchable_madds": 11_100_000,
+               "cheapest_over_budget": 2.27, "uniform_mean_over_budget": 2.49, "costliest_over_budget": 2.74}
+    data["metadata"]["space_madds"] = summary
+    _json(space_path, data)
+    assert "no network of this space fits the budget" in write_html_report([run]).read_text()
+    data["metadata"]["space_madds"] = dict(summary, smallest_searchable_madds=9_000_000)
+    _json(space_path, data)
+    text = write_html_report([run]).read_text()
+    assert "no network of this space fits" not in text and "2.27x (cheapest)" in text
+
+
 def test_space_with_other_blocks_and_a_given_fitness_plot(tmp_path):
     run = make_run(tmp_path / "run")
     save_space(run / "evolve" / "space.json", small_space())  # irb and zero candidates: no fitness traces

@@ -49,7 +49,8 @@ from autospace.evolve.config import EvolveConfig
 from autospace.evolve.diagnostics import (
     FitnessPersistence, centred_changes, fitness_spread, noise_warning,
 )
-from autospace.evolve.layer_budget import fixed_madds, layer_budgets, space_madds_summary
+from autospace.evolve.layer_budget import (
+    fixed_madds, layer_budgets, space_madds_summary, unreachable_budget_warning)
 from autospace.evolve.latency_budget import (
     dea_latency_table, latency_bands, layer_latency_models, space_latency_summary,
 )
@@ -370,7 +371,10 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     slots = skeleton.searchable_slots()
     space.metadata["space_madds"] = space_madds_summary(
         fixed_madds(skeleton), [[block_cost(c.block, slot).madds for c in layer] for slot, layer in
-                                zip(slots, space.layers)], config.budget_madds)
+                                zip(slots, space.layers)], config.budget_madds, [slot.has_residual for slot in slots])
+    unreachable = unreachable_budget_warning(space.metadata["space_madds"])
+    if unreachable and dist.is_main:
+        print(f"autospace: warning: evolve: {unreachable}", file=sys.stderr, flush=True)
     if latency_table is not None:  # the DEA's own prediction (cell components) against the target
         layer_ms = [[round(cell_latency_ms(latency_table, c.block.cell, slot), 5) for c in layer]
                     for slot, layer in zip(slots, space.layers)]

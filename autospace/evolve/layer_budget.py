@@ -139,16 +139,34 @@ def layer_budgets(skeleton: Skeleton, budget_madds: int, reference: Cell, slack:
     return budgets
 
 
-def space_madds_summary(fixed: int, layer_madds: Sequence[Sequence[int]], budget_madds: int) -> dict:
+def space_madds_summary(fixed: int, layer_madds: Sequence[Sequence[int]], budget_madds: int,
+                        skippable: Sequence[bool]) -> dict:
     """Cheapest, uniform-mean and costliest network of a space (one block per layer, each layer's
-    listed blocks equally likely), in MAdds and as a fraction of the budget."""
+    listed blocks equally likely), in MAdds and as a fraction of the budget; and the smallest
+    network a search can reach, which also skips every `skippable` (residual) layer."""
     if any(len(layer) == 0 for layer in layer_madds):
         raise AutospaceError("every layer needs at least one block to summarise a space's MAdds")
+    if len(skippable) != len(layer_madds):
+        raise AutospaceError(f"{len(skippable)} skippable flags for {len(layer_madds)} layers")
     cheapest = fixed + sum(min(layer) for layer in layer_madds)
     mean = fixed + sum(sum(layer) / len(layer) for layer in layer_madds)
     costliest = fixed + sum(max(layer) for layer in layer_madds)
+    smallest = fixed + sum(0 if skip else min(layer) for layer, skip in zip(layer_madds, skippable))
     return {"budget_madds": int(budget_madds), "cheapest_madds": int(cheapest),
             "uniform_mean_madds": int(round(mean)), "costliest_madds": int(costliest),
+            "smallest_searchable_madds": int(smallest),
             "cheapest_over_budget": round(cheapest / budget_madds, 3),
             "uniform_mean_over_budget": round(mean / budget_madds, 3),
             "costliest_over_budget": round(costliest / budget_madds, 3)}
+
+
+def unreachable_budget_warning(summary: dict) -> str | None:
+    """Why a search in this space will refuse the budget, and what evolve setting helps; None when
+    some network of the space (skipping every skippable layer) fits it."""
+    smallest, budget = summary["smallest_searchable_madds"], summary["budget_madds"]
+    if smallest <= budget:
+        return None
+    return (f"no network of this space fits the budget: the smallest one (every skippable layer skipped, "
+            f"the cheapest block elsewhere) costs {smallest / 1e6:.2f}M MAdds against {budget / 1e6:.2f}M, "
+            f"so a search at this budget will refuse it. What helps: export_reference_family=true (every "
+            f"layer also lists the reference at e1/e3/e6), or a lower skipped_share")

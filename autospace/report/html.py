@@ -252,6 +252,7 @@ def _madds(value) -> str:
 
 
 def _evolve_section(run_dir: Path) -> list[str]:
+    from autospace.evolve.layer_budget import unreachable_budget_warning
     from autospace.report.show import render
 
     parts = ["<h3>Space evolution</h3>"]
@@ -288,6 +289,9 @@ def _evolve_section(run_dir: Path) -> list[str]:
         parts.append(f"<p>Networks of the learned space cost {summary['cheapest_over_budget']:.2f}x (cheapest), "
                      f"{summary['uniform_mean_over_budget']:.2f}x (uniform mean) and "
                      f"{summary['costliest_over_budget']:.2f}x (costliest) the budget.</p>")
+        unreachable = unreachable_budget_warning(summary) if "smallest_searchable_madds" in summary else None
+        if unreachable:
+            parts.append(_note(f"Warning: {unreachable}"))
     if space_path.is_file():
         parts += ["<h3>Learned space</h3>", "<p>Per layer, the candidate cells kept, best first "
                   "(fitness, MAdds at that layer, expansion and aggregation).</p>",

@@ -22,6 +22,9 @@ def write_space_table(path: Path, space: SearchSpace) -> None:
                   f"{summary['cheapest_madds'] / 1e6:.2f}M ({summary['cheapest_over_budget']:.2f}x the budget), "
                   f"uniform-mean {summary['uniform_mean_madds'] / 1e6:.2f}M ({summary['uniform_mean_over_budget']:.2f}x), "
                   f"costliest {summary['costliest_madds'] / 1e6:.2f}M ({summary['costliest_over_budget']:.2f}x).", ""]
+        if "smallest_searchable_madds" in summary:  # spaces evolved before this field lack it
+            lines += [f"Smallest network a search can reach (every skippable layer skipped): "
+                      f"{summary['smallest_searchable_madds'] / 1e6:.2f}M MAdds.", ""]
     latency = space.metadata.get("space_latency")
     if latency:  # issue 18: the DEA's latency target, predicted from the table's cell components
         lines += [f"Latency target {latency['target_latency_ms']} ms; predicted (cell components): cheapest "

@@ -26,7 +26,7 @@ from autospace.data import normalize_batch, synthetic_dataset
 from autospace.data.stream import BatchStream
 from autospace.runtime.distributed import (
     RankDivergenceError, all_equal, all_reduce_sum, average_gradients, average_tensors, broadcast_object,
-    check_same_on_all_ranks, init_distributed, shard_batch, sync_batch_layers,
+    check_same_on_all_ranks, destroy, init_distributed, shard_batch, sync_batch_layers,
 )
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
@@ -223,4 +223,10 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    try:
+        main(Path(sys.argv[1]))
+    finally:
+        # End the gloo group before the interpreter exits, as the CLI does: a process that exits with
+        # it alive can abort in gloo's thread teardown ("terminate called without an active
+        # exception", seen once under load), after both ranks had written their results.
+        destroy()

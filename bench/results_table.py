@@ -87,7 +87,8 @@ def _fitted_note(item: dict) -> str:
 
 def markdown_table(rows: list[dict], manual_recipe: str | None = None) -> str:
     """`manual_recipe`: compare every learned row with that recipe's manual rows (for learned-space
-    variants that change only evolve settings, which the manual space never reads)."""
+    variants that change only evolve settings, which the manual space never reads), except where the
+    learned row's own recipe has manual rows (a variant that also changes the search or training)."""
     summaries = summarise(rows)
     manual = {(item["config"], item["search_method"], item["budget_madds"]): item["test_top1_mean"]
               for item in summaries if item["space_method"] == "manual"}
@@ -95,7 +96,8 @@ def markdown_table(rows: list[dict], manual_recipe: str | None = None) -> str:
              "| found MAdds | MAdds per seed | params | evolve / search / train (min, mean) | device |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for item in summaries:
-        reference = manual.get((manual_recipe or item["config"], item["search_method"], item["budget_madds"]))
+        own = (item["config"], item["search_method"], item["budget_madds"])
+        reference = manual.get(own, manual.get((manual_recipe or item["config"],) + own[1:]))
         difference = ("-" if reference is None or item["space_method"] == "manual"
                       else f"{item['test_top1_mean'] - reference:+.2f}")
         stages = item["stage_seconds_mean"]
@@ -116,7 +118,8 @@ def main() -> None:
     parser.add_argument("rows", help="JSONL rows written by bench/space_vs_manual.py (OUT/rows.jsonl)")
     parser.add_argument("--manual-recipe", default=None, metavar="RECIPE",
                         help="compare every learned row with this recipe's manual rows (learned variants that "
-                             "change only evolve settings share the manual rows)")
+                             "change only evolve settings share the manual rows); a recipe with manual rows "
+                             "of its own is compared with those")
     args = parser.parse_args()
     sys.stdout.write(markdown_table(read_rows(args.rows), args.manual_recipe))
 

@@ -84,6 +84,11 @@ def test_results_table_compares_a_learned_variant_with_the_named_manual_recipe(t
     shared = results_table.markdown_table(rows, manual_recipe="gpu")
     assert "| 92.00, 93.00 | +2.00 |" in shared
     assert "| -1.00 |" not in shared and shared.count("| manual") == 1
+    # a variant with manual rows of its own (it changes the search too) is compared with those
+    searched = [dict(row(space, 0, top1), config="gpu-search") for space, top1 in (("autospace", 95.0),
+                                                                                   ("manual", 96.5))]
+    mixed = results_table.markdown_table(rows + searched, manual_recipe="gpu")
+    assert "| 95.00 | -1.50 |" in mixed and "| 92.00, 93.00 | +2.00 |" in mixed
 
 
 @pytest.mark.slow  # 15-60 s on 2 cores (idle-busy): evolve, search and train on synthetic data

@@ -162,9 +162,10 @@ def space_madds_summary(fixed: int, layer_madds: Sequence[Sequence[int]], budget
 
 def unreachable_budget_warning(summary: dict) -> str | None:
     """Why a search in this space will refuse the budget, and what evolve setting helps; None when
-    some network of the space (skipping every skippable layer) fits it."""
-    smallest, budget = summary["smallest_searchable_madds"], summary["budget_madds"]
-    if smallest <= budget:
+    some network of the space (skipping every skippable layer) fits it, or when the summary predates
+    `smallest_searchable_madds`."""
+    smallest, budget = summary.get("smallest_searchable_madds"), summary["budget_madds"]
+    if smallest is None or smallest <= budget:
         return None
     return (f"no network of this space fits the budget: the smallest one (every skippable layer skipped, "
             f"the cheapest block elsewhere) costs {smallest / 1e6:.2f}M MAdds against {budget / 1e6:.2f}M, "

@@ -289,7 +289,7 @@ def _evolve_section(run_dir: Path) -> list[str]:
         parts.append(f"<p>Networks of the learned space cost {summary['cheapest_over_budget']:.2f}x (cheapest), "
                      f"{summary['uniform_mean_over_budget']:.2f}x (uniform mean) and "
                      f"{summary['costliest_over_budget']:.2f}x (costliest) the budget.</p>")
-        unreachable = unreachable_budget_warning(summary) if "smallest_searchable_madds" in summary else None
+        unreachable = unreachable_budget_warning(summary)
         if unreachable:
             parts.append(_note(f"Warning: {unreachable}"))
     if space_path.is_file():

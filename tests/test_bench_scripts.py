@@ -173,3 +173,50 @@ def test_supernet_learning_prints_one_json_line_with_a_curve_per_variant():
         assert all(0.0 <= point["heldout_top1"] <= 1.0 for point in variant["curve"])
     assert row["variants"]["dea-fair"]["curve"][-1]["passes"] == 4 * 3  # every cell of a layer once per step
     assert row["variants"]["dea"]["curve"][-1]["passes"] == 4
+
+
+@pytest.mark.slow  # 20-40 s: two one-epoch manual-space searches on synthetic data, then a rerun that reads them
+def test_search_budget_response_reports_each_budget_and_reads_finished_searches(tmp_path):
+    from autospace.arch.codec import load_arch
+    from autospace.cost import network_cost
+
+    command = [sys.executable, str(ROOT / "bench" / "search_budget_response.py"), "--config", "gpu",
+               "--space", "manual", "--budget-madds", "14M", "20M", "--device", "cpu", "--out", str(tmp_path)]
+    command += [item for setting in pipeline_bench.SMOKE for item in ("--set", setting)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    line = json.loads(first.stdout.strip().splitlines()[-1])
+    assert [entry["target_madds"] for entry in line["budgets"]] == [14_000_000, 20_000_000]
+    for entry in line["budgets"]:
+        found = network_cost(load_arch(tmp_path / f"search-{entry['target_madds'] // 1_000_000}M" / "arch.json"))
+        assert entry["found_madds"] == found.madds <= entry["target_madds"]
+        assert entry["argmax_over_target"] == round(entry["argmax_madds"] / entry["target_madds"], 3)
+    same = line["budgets"][0]["argmax"] == line["budgets"][1]["argmax"]
+    assert line["argmax_identical_across_budgets"] is same and line["budget_ratio"] == round(20 / 14, 3)
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == line
+
+
+def test_search_budget_response_needs_two_budgets(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "search_budget_response.py"),
+                             "--budget-madds", "10M", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "two or more budgets" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_search_budget_response_says_in_one_line_what_was_wrong(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "search_budget_response.py"), "--config", "quick",
+                             "--set", "data=synthetic:160,32", "--device", "cpu", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "train_count=6000 is out of range" in result.stderr
+
+
+def test_search_budget_response_summary_says_when_the_argmax_ignored_the_budget():
+    bench = load_script("search_budget_response")
+    blind = [{"target_madds": 10, "expected_madds": 11, "argmax": [1, 2]},
+             {"target_madds": 20, "expected_madds": 11, "argmax": [1, 2]}]
+    assert bench.summary(blind) == {"argmax_identical_across_budgets": True, "budget_ratio": 2.0,
+                                    "expected_madds_ratio": 1.0}
+    moved = [blind[0], {"target_madds": 20, "expected_madds": 22, "argmax": [1, 3]}]
+    assert bench.summary(moved)["argmax_identical_across_budgets"] is False

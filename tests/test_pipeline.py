@@ -88,3 +88,21 @@ def test_cpu_preset_runs_end_to_end_with_tiny_overrides(tmp_path):
     assert 0.0 <= metrics["test_top1"] <= 100.0
     space = json.loads((tmp_path / "cpu" / "evolve" / "space.json").read_text())
     assert "fitness_diagnostics" in space["metadata"] and "space_madds" in space["metadata"]
+
+
+def test_report_says_why_a_fitted_network_differs_from_the_search_choice(finished_run, tmp_path):
+    # The search's argmax under the budget band (a budget-blind search at a large target): the report
+    # must not call it over the target, and must say that the fitting step set the size.
+    import shutil
+
+    from autospace.report.markdown import write_run_report
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run[0], out)
+    result = json.loads((out / "search" / "result.json").read_text())
+    result.update(argmax_madds=6_020_000, fitted_to_budget=True)
+    (out / "search" / "result.json").write_text(json.dumps(result))
+    write_run_report(out)
+    report = (out / "report.md").read_text()
+    assert "6.02M MAdds, 43% of the 14.0M target" in report and "over the target" not in report
+    assert "the budget, not the search, set its size" in report

@@ -88,7 +88,7 @@ def test_cli_search_and_bad_space(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("method", ["proxyless-g", "proxyless-rl"])
-def test_a_search_over_budget_returns_the_most_probable_network_within_it(method, tmp_path):
+def test_a_search_over_budget_returns_the_most_probable_network_within_it(method, tmp_path, capsys):
     # The target sits just above the smallest network of the space (7.0M; the all-first-candidate
     # network is 14.7M, the largest 40.4M), and nothing pulls the logits towards it: no budget term
     # (add-linear with weight 0) and a tiny arch_lr keep them within ~1e-4 of zero. The argmax would
@@ -103,9 +103,15 @@ def test_a_search_over_budget_returns_the_most_probable_network_within_it(method
     assert result["argmax_madds"] > target * (1 + BUDGET_TOLERANCE), "the case this test is about: argmax over"
     assert result["fitted_to_budget"] and result["within_budget"]
     assert network_madds(fitted) == result["madds"] == records[-1]["choice_madds"] <= target
+    # The user is told that the budget, not the search, set the size, and what would change that.
+    note = capsys.readouterr().err
+    share = f"{result['argmax_madds'] / target:.0%} of the 7.1M target"
+    assert "the budget, not the search, set its size" in note and share in note
+    assert ("raise rl_exponent" if method == "proxyless-rl" else "raise penalty_weight (now 0.0)") in note
 
     plain = search(_config(method=method, target_madds=target, fit_to_budget=False, **unpulled),
                    tmp_path / "plain")
     plain_result = json.loads((tmp_path / "plain" / "result.json").read_text())
     assert network_madds(plain) == plain_result["argmax_madds"] == result["argmax_madds"]
     assert not plain_result["fitted_to_budget"] and not plain_result["within_budget"]
+    assert "not the search, set its size" not in capsys.readouterr().err

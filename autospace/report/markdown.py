@@ -7,6 +7,7 @@ from pathlib import Path
 from autospace.arch.blocks import block_to_string
 from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.cost import layer_costs, network_cost
+from autospace.search.budget import fitted_network_note
 
 
 def stage_times(out: Path) -> dict[str, float | None]:
@@ -59,8 +60,7 @@ def write_run_report(out: str | Path) -> Path:
                   f"{len(records)} log records.", "",
                   f"Params {cost.params:,}; MAdds {cost.madds:,} ({cost.madds / 1e6:.2f}M, "
                   f"{100 * cost.madds / result['target_madds']:.0f}% of the target)."
-                  + (f" The architecture's argmax had {result['argmax_madds'] / 1e6:.2f}M MAdds, over the target; "
-                     f"this is the most probable network within it (fit_to_budget)."
+                  + (f" Note: {fitted_network_note(result['argmax_madds'], result['target_madds'])}."
                      if result.get("fitted_to_budget") else ""), "",
                   "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
         if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18): stated beside MAdds

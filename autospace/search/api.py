@@ -21,7 +21,7 @@ from autospace.runtime.run import open_run
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.runtime.run_lock import run_folder_lock
-from autospace.search.budget import check_budget
+from autospace.search.budget import check_budget, fitted_network_note
 from autospace.search.config import SEARCH_METHODS, SearchConfig
 from autospace.search.constraints import (
     constraint_summary, index_sampler_within, search_constraints, within as within_targets,
@@ -123,6 +123,12 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         # What the architecture distributions chose on their own, and whether the budget changed it.
         result["argmax_madds"] = records[-1]["argmax_madds"]
         result["fitted_to_budget"] = records[-1]["argmax"] != records[-1]["choice"]
+    if run.is_main and result.get("fitted_to_budget"):
+        over = result["argmax_madds"] > config.target_madds
+        hint = (_stronger_penalty_hint(config) if over or config.penalty == "absolute"
+                else "use penalty=absolute (two-sided: a lighter penalty only pulls less, never up)")
+        print(f"autospace: note: {fitted_network_note(result['argmax_madds'], config.target_madds)}; "
+              f"for a search that holds the budget itself, {hint}", file=sys.stderr)
     if run.is_main and not within:
         print(f"autospace: warning: the found network has {cost.madds / 1e6:.1f}M MAdds, more than "
               f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; "

@@ -115,3 +115,19 @@ def test_a_search_over_budget_returns_the_most_probable_network_within_it(method
     assert network_madds(plain) == plain_result["argmax_madds"] == result["argmax_madds"]
     assert not plain_result["fitted_to_budget"] and not plain_result["within_budget"]
     assert "not the search, set its size" not in capsys.readouterr().err
+
+
+def test_fitting_hint_names_what_would_let_the_search_meet_the_budget():
+    from autospace.search.api import fitting_hint
+
+    target = 10_000_000
+    absolute = _config(target_madds=target, penalty="absolute")
+    # The mean on target, the argmax under it (spread distributions): a stronger term would not help.
+    spread = fitting_hint(absolute, 10_001_810, 7_007_232)
+    assert "search longer (epochs, now" in spread and "average 10.0M MAdds" in spread
+    assert "penalty_weight" not in spread
+    assert "raise penalty_weight (now 0.5)" in fitting_hint(absolute, 6_000_000, 5_000_000)
+    mul_log = _config(target_madds=target)
+    assert "raise penalty_beta (now 0.3)" in fitting_hint(mul_log, 16_900_000, 17_500_000)
+    # Under the band with a one-sided term: only a two-sided one pulls up.
+    assert "use penalty=absolute" in fitting_hint(mul_log, 5_300_000, 4_500_000)

@@ -40,10 +40,12 @@ def budget_figures(folder: Path) -> dict:
     last = read_jsonl(folder / "search.jsonl")[-1]
     target = result["target_madds"]
     return {"target_madds": target,
-            "expected_madds": round(last["expected_madds"]), "expected_over_target": round(last["expected_madds"] / target, 3),
+            "expected_madds": round(last["expected_madds"]),
+            "expected_over_target": round(last["expected_madds"] / target, 3),
             "argmax_madds": last["argmax_madds"], "argmax_over_target": round(last["argmax_madds"] / target, 3),
             "argmax": last["argmax"], "found_madds": result["madds"],
-            "found_over_target": round(result["madds_over_target"], 3), "fitted_to_budget": result.get("fitted_to_budget"),
+            "found_over_target": round(result["madds_over_target"], 3),
+            "fitted_to_budget": result.get("fitted_to_budget"),
             "validation_accuracy": result["validation_accuracy"], "wall_seconds": result.get("wall_time_s")}
 
 

@@ -199,7 +199,8 @@ def test_search_budget_response_reports_each_budget_and_reads_finished_searches(
 
 def test_search_budget_response_needs_two_budgets(tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "search_budget_response.py"),
-                             "--budget-madds", "10M", "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
+                             "--budget-madds", "10M", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "two or more budgets" in result.stderr
     assert not any(tmp_path.iterdir())
 

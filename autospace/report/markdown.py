@@ -10,6 +10,16 @@ from autospace.cost import layer_costs, network_cost
 from autospace.search.budget import fitted_network_note
 
 
+def _fitting_sentence(result: dict) -> str:
+    """Why the found network is not the search's argmax, when fit_to_budget replaced it."""
+    if not result.get("fitted_to_budget"):
+        return ""
+    if "within_all_targets" in result:  # a latency or params target besides MAdds
+        return (" The search's argmax network missed a target; this is the most probable network within them "
+                "(fit_to_budget).")
+    return f" Note: {fitted_network_note(result['argmax_madds'], result['target_madds'])}."
+
+
 def stage_times(out: Path) -> dict[str, float | None]:
     space = read_optional_json(out / "evolve" / "space.json")
     result = read_optional_json(out / "search" / "result.json")
@@ -60,8 +70,7 @@ def write_run_report(out: str | Path) -> Path:
                   f"{len(records)} log records.", "",
                   f"Params {cost.params:,}; MAdds {cost.madds:,} ({cost.madds / 1e6:.2f}M, "
                   f"{100 * cost.madds / result['target_madds']:.0f}% of the target)."
-                  + (f" Note: {fitted_network_note(result['argmax_madds'], result['target_madds'])}."
-                     if result.get("fitted_to_budget") else ""), "",
+                  + _fitting_sentence(result), "",
                   "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
         if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18): stated beside MAdds
             lines[-2:-2] = [f"Predicted latency {result['predicted_latency_ms']:.3f} ms against a target of "

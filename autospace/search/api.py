@@ -123,7 +123,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         # What the architecture distributions chose on their own, and whether the budget changed it.
         result["argmax_madds"] = records[-1]["argmax_madds"]
         result["fitted_to_budget"] = records[-1]["argmax"] != records[-1]["choice"]
-    if run.is_main and result.get("fitted_to_budget"):
+    if run.is_main and result.get("fitted_to_budget") and "within_all_targets" not in result:  # MAdds alone
         hint = fitting_hint(config, records[-1].get("expected_madds"), result["argmax_madds"])
         print(f"autospace: note: {fitted_network_note(result['argmax_madds'], config.target_madds)}; "
               f"for a search that holds the budget itself, {hint}", file=sys.stderr)

@@ -139,11 +139,15 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
 
 def fitting_hint(config: SearchConfig, expected_madds: float | None, argmax_madds: int) -> str:
     """What would let the search's own choice meet the budget, when fit_to_budget had to replace it."""
-    if expected_madds is not None and abs(expected_madds / config.target_madds - 1) <= BUDGET_TOLERANCE:
-        # The MAdds term did its job on the mean; the argmax of spread distributions is elsewhere.
+    over = argmax_madds > config.target_madds
+    if expected_madds is not None and (abs(expected_madds / config.target_madds - 1) <= BUDGET_TOLERANCE
+                                       or (expected_madds > config.target_madds) != over):
+        # The mean is on the target or on its other side: the argmax of spread distributions is not the mean,
+        # and a stronger MAdds term would move the mean, not the argmax.
         return (f"search longer (epochs, now {config.epochs}) or raise arch_lr (now {config.arch_lr}): the "
-                f"distributions average {expected_madds / 1e6:.1f}M MAdds, on the target, but are still spread")
-    if argmax_madds > config.target_madds or config.penalty == "absolute":
+                f"distributions average {expected_madds / 1e6:.1f}M MAdds "
+                f"({expected_madds / config.target_madds:.0%} of the target) but are still spread")
+    if over or config.penalty == "absolute":
         return _stronger_penalty_hint(config)
     return "use penalty=absolute (two-sided: a lighter penalty only pulls down less, never up)"
 

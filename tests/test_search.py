@@ -124,10 +124,10 @@ def test_fitting_hint_names_what_would_let_the_search_meet_the_budget():
     absolute = _config(target_madds=target, penalty="absolute")
     # The mean on target, the argmax under it (spread distributions): a stronger term would not help.
     spread = fitting_hint(absolute, 10_001_810, 7_007_232)
-    assert "search longer (epochs, now" in spread and "average 10.0M MAdds (100% of the target)" in spread
+    assert "more epochs (now" in spread and "average 10.0M MAdds (100% of the target)" in spread
     assert "penalty_weight" not in spread
     # The mean over the target and the argmax under it: spread too, whatever the term.
-    assert "search longer" in fitting_hint(_config(target_madds=target), 18_800_000, 8_500_000)
+    assert "will not help" in fitting_hint(_config(target_madds=target), 18_800_000, 8_500_000)
     assert "raise penalty_weight (now 0.5)" in fitting_hint(absolute, 6_000_000, 5_000_000)
     mul_log = _config(target_madds=target)
     assert "raise penalty_beta (now 0.3)" in fitting_hint(mul_log, 16_900_000, 17_500_000)

@@ -144,9 +144,10 @@ def fitting_hint(config: SearchConfig, expected_madds: float | None, argmax_madd
                                        or (expected_madds > config.target_madds) != over):
         # The mean is on the target or on its other side: the argmax of spread distributions is not the mean,
         # and a stronger MAdds term would move the mean, not the argmax.
-        return (f"search longer (epochs, now {config.epochs}) or raise arch_lr (now {config.arch_lr}): the "
-                f"distributions average {expected_madds / 1e6:.1f}M MAdds "
-                f"({expected_madds / config.target_madds:.0%} of the target) but are still spread")
+        return (f"a stronger MAdds term will not help: the distributions average {expected_madds / 1e6:.1f}M MAdds "
+                f"({expected_madds / config.target_madds:.0%} of the target) but are spread over cheap and costly "
+                f"blocks, so their argmax is not their mean; more epochs (now {config.epochs}) or a higher arch_lr "
+                f"(now {config.arch_lr}) sharpen them, slowly")
     if over or config.penalty == "absolute":
         return _stronger_penalty_hint(config)
     return "use penalty=absolute (two-sided: a lighter penalty only pulls down less, never up)"

@@ -76,7 +76,7 @@ def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig | NseConfi
     return evolve, search, train
 
 
-def _stage_state(folder: Path, output: str) -> str:
+def stage_state(folder: Path, output: str) -> str:
     if (folder / output).exists():
         return "done"
     if folder.is_dir() and any(entry.name != LOCK_NAME for entry in folder.iterdir()):  # not just a lock
@@ -107,7 +107,7 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
     else:
         require_new_run_dir(out)
     # Every stage's state is read before rank 0 writes anything (under torchrun the ranks look at once).
-    states = {stage: _stage_state(out / stage, output)
+    states = {stage: stage_state(out / stage, output)
               for stage, output in (("evolve", "space.json"), ("search", "arch.json"), ("train", "metrics.json"))}
     barrier(dist)
     if dist.is_main:

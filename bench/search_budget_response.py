@@ -27,16 +27,15 @@ import torch
 
 from autospace.cost.units import parse_madds
 from autospace.errors import AutospaceError
-from autospace.pipeline import load_run_config, search_initialiser, stage_configs
-from autospace.runtime.atomic import read_jsonl, read_optional_json
-from autospace.runtime.run_lock import LOCK_NAME
+from autospace.pipeline import load_run_config, search_initialiser, stage_configs, stage_state
+from autospace.runtime.atomic import read_jsonl
 from autospace.search import search
 from autospace.search.spaces import BUILT_IN_SPACES
 
 
 def budget_figures(folder: Path) -> dict:
     """What one finished search chose, from its result.json and the last record of search.jsonl."""
-    result = read_optional_json(folder / "result.json") or {}
+    result = json.loads((folder / "result.json").read_text())
     last = read_jsonl(folder / "search.jsonl")[-1]
     target = result["target_madds"]
     return {"target_madds": target,
@@ -78,19 +77,19 @@ def main() -> None:
                      "nor an existing space.json file")
 
     out_root = Path(args.out)
+    space_method = "manual" if args.space in BUILT_IN_SPACES else "autospace"
     per_budget = []
     for text in args.budget_madds:
         budget = parse_madds(text)
-        space_method = "manual" if args.space in BUILT_IN_SPACES else "autospace"
         config = load_run_config(args.config, [f"budget_madds={budget}", f"space_method={space_method}",
                                                f"search_method={args.search_method}", f"seed={args.seed}",
                                                f"device={args.device}", "progress=false", *args.overrides])
         folder = out_root / f"search-{text}"
         _, search_config, _ = stage_configs(config, folder.parent)
         search_config = replace(search_config, space=args.space)
-        if not (folder / "arch.json").exists():
-            resume = folder.is_dir() and any(entry.name != LOCK_NAME for entry in folder.iterdir())
-            if search(search_config, folder, resume=resume,
+        state = stage_state(folder, "arch.json")
+        if state != "done":
+            if search(search_config, folder, resume=state == "resume",
                       initialise_supernet=search_initialiser(search_config)) is None:
                 raise AutospaceError(f"the search at {text} stopped before it found a network")
         per_budget.append(budget_figures(folder))

@@ -124,7 +124,7 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
         result["argmax_madds"] = records[-1]["argmax_madds"]
         result["fitted_to_budget"] = records[-1]["argmax"] != records[-1]["choice"]
     if run.is_main and result.get("fitted_to_budget") and "within_all_targets" not in result:  # MAdds alone
-        hint = fitting_hint(config, records[-1].get("expected_madds"), result["argmax_madds"])
+        hint = fitting_hint(config, records[-1]["expected_madds"], result["argmax_madds"])
         print(f"autospace: note: {fitted_network_note(result['argmax_madds'], config.target_madds)}; "
               f"for a search that holds the budget itself, {hint}", file=sys.stderr)
     if run.is_main and not within:
@@ -137,11 +137,11 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
     return network
 
 
-def fitting_hint(config: SearchConfig, expected_madds: float | None, argmax_madds: int) -> str:
+def fitting_hint(config: SearchConfig, expected_madds: float, argmax_madds: int) -> str:
     """What would let the search's own choice meet the budget, when fit_to_budget had to replace it."""
     over = argmax_madds > config.target_madds
-    if expected_madds is not None and (abs(expected_madds / config.target_madds - 1) <= BUDGET_TOLERANCE
-                                       or (expected_madds > config.target_madds) != over):
+    if (abs(expected_madds / config.target_madds - 1) <= BUDGET_TOLERANCE
+            or (expected_madds > config.target_madds) != over):
         # The mean is on the target or on its other side: the argmax of spread distributions is not the mean,
         # and a stronger MAdds term would move the mean, not the argmax.
         return (f"a stronger MAdds term will not help: the distributions average {expected_madds / 1e6:.1f}M MAdds "

@@ -115,6 +115,18 @@ def test_cpu_run_preset_uses_the_cpu_stage_presets():
     assert run.train == load_config(TrainConfig, "cpu")
 
 
+def test_cpu_wide_preset_is_the_cpu_one_with_wide_bands_and_the_reference_family():
+    import dataclasses
+
+    from autospace.evolve.config import EvolveConfig
+    from autospace.pipeline import load_run_config
+
+    cpu, wide = load_run_config("cpu", []), load_run_config("cpu-wide", [])
+    assert wide.evolve == load_config(EvolveConfig, "cpu-wide")
+    assert wide.evolve == dataclasses.replace(cpu.evolve, skipped_share=1.0, export_reference_family=True)
+    assert dataclasses.replace(wide, evolve=cpu.evolve) == cpu
+
+
 def test_round_trip_through_yaml(tmp_path):
     config = load_config(OuterConfig, None, ["rate=1e-3", "limit=5", "switch=true", "path=a/b", "inner.kernels=[7]"])
     save_config(tmp_path / "config.yaml", config)

@@ -14,6 +14,13 @@ from pathlib import Path
 from autospace.errors import AutospaceError, DiskFullError
 
 
+def _preset_names(*sections: str) -> str:
+    """The preset names of configs/SECTION (and ./configs/SECTION), for --config's help: read, not listed by hand."""
+    from autospace.runtime.config import available_presets
+
+    return ", ".join(sorted({name for section in sections for name in available_presets(section)}))
+
+
 def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -> None:
     parser.add_argument("--config", help=config_help)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -308,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--latency-table", help="latency table for --target-latency-ms (autospace: with the open "
                                                 "space's cell components, `autospace latency-table open:PRESET`)")
     _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (autospace) or configs/nse (nse): "
-                                    "quick, cifar10; or a YAML path")
+                                    f"{_preset_names('evolve', 'nse')}; or a YAML path")
     evolve.set_defaults(handler=_command_evolve)
 
     search = commands.add_parser("search", help="search a network in a space (writes arch.json)")
@@ -319,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--preset", help="macro skeleton of the manual/open space: cifar, cifar-small, imagenet")
     search.add_argument("--out", help="run folder to create")
     search.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    _add_common_run_options(search, "search preset: a name in configs/search (quick, cifar10) or a YAML path")
+    _add_common_run_options(search, f"search preset: a name in configs/search ({_preset_names('search')}) or a YAML path")
     search.set_defaults(handler=_command_search)
 
     run = commands.add_parser("run", help="evolve -> search -> train in one run folder, with report.md")
@@ -331,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "manual space")
     run.add_argument("--out", help="run folder to create")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR, at the stage it stopped in")
-    _add_common_run_options(run, "run preset: a name in configs/run (quick, cifar10) or a YAML path; "
+    _add_common_run_options(run, f"run preset: a name in configs/run ({_preset_names('run')}) or a YAML path; "
                                  "stage keys are evolve.KEY, search.KEY, train.KEY")
     run.set_defaults(handler=_command_run)
 
@@ -365,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("arch", nargs="?", help="path to arch.json (optional with --resume)")
     train.add_argument("--out", help="run folder to create")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    _add_common_run_options(train, "training preset: a name in configs/train (quick, cifar10, full) or a YAML path")
+    _add_common_run_options(train, f"training preset: a name in configs/train ({_preset_names('train')}) or a YAML path")
     train.set_defaults(handler=_command_train)
 
     from autospace.nb201.cli import add_nb201_parser

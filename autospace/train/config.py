@@ -2,7 +2,7 @@
 
 The defaults are a CPU-friendly CIFAR-10 recipe for small mobile networks
 (10 epochs, SGD Nesterov, label smoothing, cosine); presets in
-`configs/train/` (quick, cifar10, full) change a few of them.
+`configs/train/` (quick, cpu, cifar10, full) change a few of them.
 """
 
 from __future__ import annotations

@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "beside the measured one (at the table's batch size and threads)")
     profile.set_defaults(handler=_command_profile)
 
-    from autospace.latency_cli import add_budget_options, add_latency_table_parser
+    from autospace.latency_cli import add_budget_options, add_latency_table_parser, add_remeasure_option
 
     add_latency_table_parser(commands)
 
@@ -314,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "squared term; autospace's per-layer latency bands")
     evolve.add_argument("--latency-table", help="latency table for --target-latency-ms (autospace: with the open "
                                                 "space's cell components, `autospace latency-table open:PRESET`)")
+    add_remeasure_option(evolve)
     _add_common_run_options(evolve, "evolution preset: a name in configs/evolve (autospace) or configs/nse (nse): "
                                     f"{_preset_names('evolve', 'nse')}; or a YAML path")
     evolve.set_defaults(handler=_command_evolve)

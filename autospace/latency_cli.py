@@ -77,6 +77,13 @@ def add_budget_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-table", help="latency table of the target device (autospace latency-table); "
                                                 "entries it lacks for this space are measured when it is this CPU's")
     parser.add_argument("--target-params", help="parameter cap of the found network, e.g. 500K or 2M")
+    add_remeasure_option(parser)
+
+
+def add_remeasure_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latency-remeasure", action="store_true",
+                        help="the --latency-table was measured under other conditions (CPU, torch version, threads): "
+                             "measure the entries this run needs on this machine into TABLE.here.json and use that")
 
 
 def latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True) -> list[str]:
@@ -89,8 +96,15 @@ def latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True
     overrides = []
     if getattr(args, "target_latency_ms", None) is not None:
         overrides.append(f"{prefix}target_latency_ms={args.target_latency_ms}")
-    if getattr(args, "latency_table", None):
-        overrides.append(f"{prefix}latency_table={Path(args.latency_table).resolve()}")  # resumable from anywhere
+    table = getattr(args, "latency_table", None)
+    if getattr(args, "latency_remeasure", False):
+        if not table:
+            raise AutospaceError("--latency-remeasure needs --latency-table TABLE.json (the table to measure anew)")
+        from autospace.latency_timing import start_remeasured_table
+
+        table = str(start_remeasured_table(table))
+    if table:
+        overrides.append(f"{prefix}latency_table={Path(table).resolve()}")  # resumable from anywhere
     if params and getattr(args, "target_params", None) is not None:
         overrides.append(f"{prefix}target_params={parse_madds(args.target_params)}")
     return overrides

@@ -17,6 +17,7 @@ and recorded.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,8 @@ from torch import nn
 from autospace.arch.blocks import MultiBranch, canonical_block
 from autospace.arch.space import SearchSpace
 from autospace.cost.latency import (
-    LatencyEntry, LatencyTable, block_key, head_key, load_table, require_same_conditions, save_table, stem_key,
+    MATCHING_CONDITIONS, LatencyEntry, LatencyTable, block_key, condition_differences, describe_differences, head_key,
+    load_table, require_same_conditions, save_table, stem_key,
 )
 from autospace.runtime.device import hardware_info, resolve_device, resolve_precision
 from autospace.errors import AutospaceError
@@ -174,10 +176,12 @@ def open_table(out, device: str, batch_size: int, threads: int, warmup: int, rep
     if out is not None and Path(out).exists():
         old = load_table(out)
         require_same_conditions(old, table.device, table.device_name, batch_size, str(out))
-        if (old.threads, old.precision) != (threads, precision):
-            raise AutospaceError(f"{out} was measured with {old.threads} thread(s) in {old.precision}, not "
-                                 f"{threads} in {precision}; use --threads {old.threads} --precision "
-                                 f"{old.precision} or another output file")
+        differences = condition_differences(old, table.conditions())
+        if differences:  # one table, one set of conditions: never a mix
+            raise AutospaceError(f"{out} was measured under other conditions ({describe_differences(differences)}); "
+                                 f"a table is extended only where {', '.join(MATCHING_CONDITIONS)} match: use "
+                                 f"--threads {old.threads} --precision {old.precision} on the machine and torch "
+                                 f"version that measured it, or another output file")
         table = old
     return device, autocast_dtype, table
 
@@ -254,6 +258,53 @@ def measure_network_ms(network, table: LatencyTable, warmup: int | None = None, 
                        dtype).value(table.statistic)
 
 
+def here_conditions(table: LatencyTable) -> dict:
+    """This machine's values of the conditions `table` must match to be used or extended here: device
+    (its CUDA device when the table is a GPU's and one is here, else the CPU) and its name, torch version,
+    and the threads the table was timed with, when this process can run that many (else the cores it has)."""
+    device = torch.device("cpu")
+    if table.device.startswith("cuda") and torch.cuda.is_available():
+        device = torch.device(table.device)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = table.threads if device.type != "cpu" or table.threads <= cores else cores
+    return {"device": str(device), "device_name": hardware_info(device)["device_name"],
+            "torch_version": torch.__version__, "threads": threads}
+
+
+REMEASURE_HINT = "--latency-remeasure (measures what the run needs on this machine into TABLE.here.json)"
+
+
+def require_table_conditions(table: LatencyTable, path, hint: str = REMEASURE_HINT) -> None:
+    """Refuse in one line to use or extend `table` (read from `path`) where this machine's conditions differ
+    from the ones it records, naming the fields that differ."""
+    differences = condition_differences(table, here_conditions(table))
+    if differences:
+        raise AutospaceError(f"{path} was measured under other conditions ({describe_differences(differences)}); a "
+                             f"latency table is used or extended only where {', '.join(MATCHING_CONDITIONS)} match; "
+                             f"measure one here (`autospace latency-table SPACE --threads N -o NEW.json`) or pass "
+                             f"{hint}")
+
+
+def remeasured_table_path(path) -> Path:
+    """Where `--latency-remeasure` keeps the table measured on this machine for `path`: TABLE.here.json."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.here.json")
+
+
+def start_remeasured_table(path) -> Path:
+    """A table beside `path` with this machine's conditions and `path`'s batch size, precision, warmup and
+    statistic, holding no entries yet (a run measures the ones it needs into it); an existing one is kept
+    when this machine's conditions match it. Returns its path."""
+    old = load_table(path)
+    new_path = remeasured_table_path(path)
+    if new_path.exists():
+        require_table_conditions(load_table(new_path), new_path, "another --latency-table")
+        return new_path
+    here = here_conditions(old)
+    save_table(new_path, LatencyTable(**{**old.conditions(), **here}))
+    return new_path
+
+
 def check_table_device(table: LatencyTable, device: str, batch_size: int | None = None) -> None:
     """Refuse to compare `table` with measurements on another device or batch size."""
     resolved = resolve_device(device)
@@ -310,6 +361,7 @@ def profile_against_table(network, table_path: str | Path, device: str | None = 
         raise AutospaceError(f"repeats is {repeats!r}; it must be an integer >= 1")
     table = load_table(table_path)
     check_table_device(table, device or table.device)
+    require_table_conditions(table, table_path, "a table measured here")
     if resolution is not None:
         network = replace(network, resolution=resolution)
     predicted = network_latency_ms(table, network)
@@ -328,16 +380,15 @@ def latency_table_for(path: str | None, space):
         raise AutospaceError("a latency target needs a latency table: give --latency-table TABLE.json (make one "
                              "with `autospace latency-table SPACE --device cpu -o TABLE.json`)")
     table = load_table(path)
+    require_table_conditions(table, path)  # a table of other conditions is neither used nor extended here
     try:
         candidate_latencies_ms(table, space.skeleton, layer_choices(space))
         fixed_latency_ms(table, space.skeleton)
         return table
     except AutospaceError as missing:
-        from autospace.runtime.device import hardware_info
-
-        here = hardware_info("cpu")["device_name"]
-        if table.device != "cpu" or table.device_name != here:
+        if table.device != "cpu":
             raise missing
+        here = table.device_name
     print(f"autospace: note: {path} lacks entries of this space; measuring them on this CPU ({here}) "
           f"and adding them to the table", file=sys.stderr)
     return measure_latency_table(space, "cpu", table.batch_size, path, threads=table.threads,

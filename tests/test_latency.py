@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import manual_space
@@ -15,6 +16,9 @@ from autospace.cost.latency import (
 )
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import layer_choices
+from autospace.runtime.device import hardware_info
+
+HERE = hardware_info("cpu")["device_name"]  # fake tables are this machine's: other conditions are refused
 
 
 def fake_table(space, seed: int = 0, overhead: float = 0.0) -> LatencyTable:
@@ -27,7 +31,7 @@ def fake_table(space, seed: int = 0, overhead: float = 0.0) -> LatencyTable:
     entries = {key: LatencyEntry(rng.uniform(0.1, 2.0), 0.01, 5, rng.uniform(0.05, 0.1)) for key in keys}
     if overhead:
         entries[OVERHEAD_KEY] = LatencyEntry(overhead, 0.0, 3, overhead)
-    return LatencyTable("cpu", "test cpu", 1, 1, "2.x", "fp32", statistic="median", entries=entries)
+    return LatencyTable("cpu", HERE, 1, 1, torch.__version__, "fp32", statistic="median", entries=entries)
 
 
 def small_space():
@@ -50,11 +54,11 @@ def test_table_round_trips_through_json(tmp_path):
 
 def test_table_of_another_device_or_batch_size_is_refused_naming_both():
     table = fake_table(small_space())
-    require_same_conditions(table, "cpu", "test cpu", 1)
-    with pytest.raises(AutospaceError, match=r"cpu \(test cpu\) at batch size 1.*cuda:0 \(H200\) at batch size 1"):
+    require_same_conditions(table, "cpu", HERE, 1)
+    with pytest.raises(AutospaceError, match=r"at batch size 1.*cuda:0 \(H200\) at batch size 1"):
         require_same_conditions(table, "cuda:0", "H200", 1)
-    with pytest.raises(AutospaceError, match="batch size 1, but this is cpu \\(test cpu\\) at batch size 8"):
-        require_same_conditions(table, "cpu", "test cpu", 8)
+    with pytest.raises(AutospaceError, match="batch size 1, but this is cpu .* at batch size 8"):
+        require_same_conditions(table, "cpu", HERE, 8)
 
 
 @pytest.mark.parametrize("statistic", ["median", "min"])

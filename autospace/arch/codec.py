@@ -239,14 +239,10 @@ def arch_from_dict(data: Any, path: str = "arch") -> Network:
 
 def read_json_file(path: str | os.PathLike, what: str) -> Any:
     """A JSON file's content, or an AutospaceError naming the file and `what` it should be."""
+    from autospace.runtime.parsing import parse_json, read_text_file
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AutospaceError(f"{what} file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise AutospaceError(f"cannot read {what} file {path}: {error}") from None
-    from autospace.runtime.parsing import parse_json
+    text = read_text_file(path, f"{what} file")  # refuses a missing, huge or endless file (/dev/zero)
 
     return parse_json(text, f"{what} file {path}")
 

@@ -156,6 +156,28 @@ def table_to_json(table: LatencyTable) -> dict:
             "entries": {key: asdict(entry) for key, entry in sorted(table.entries.items())}}
 
 
+# The range of each whole-number field of a table, as a config's fields are checked: a table is user input.
+TABLE_INTEGER_RANGES = {"batch_size": (1, 65536), "threads": (1, 4096), "warmup": (0, 10**6), "repeats": (1, 10**9)}
+
+
+def _table_integer(value, name: str, default=None) -> int:
+    """A table's whole-number field, checked against `TABLE_INTEGER_RANGES` (1e400 and "16" are refused)."""
+    if value is None and default is not None:
+        return default
+    low, high = TABLE_INTEGER_RANGES[name]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} is {value!r}; it must be a whole number in [{low}, {high}]")
+    return value
+
+
+def _table_text(value, name: str) -> str:
+    if not isinstance(value, str) or len(value) > 1000:
+        raise ValueError(f"{name} must be a string of at most 1000 characters")
+    return value
+
+
 def table_from_json(data, source: str = "latency table") -> LatencyTable:
     if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT:
         raise AutospaceError(f"{source} is not a latency table (format {TABLE_FORMAT!r}); make one with "
@@ -164,18 +186,22 @@ def table_from_json(data, source: str = "latency table") -> LatencyTable:
         entries = {}
         for key, value in data["entries"].items():
             low = value.get("min_ms")
-            entry = LatencyEntry(float(value["median_ms"]), float(value["spread_ms"]), int(value["repeats"]),
-                                 None if low is None else float(low))
+            entry = LatencyEntry(float(value["median_ms"]), float(value["spread_ms"]),
+                                 _table_integer(value["repeats"], "repeats"), None if low is None else float(low))
             times = (entry.median_ms, entry.spread_ms, entry.median_ms if low is None else entry.min_ms)
             if not all(0 <= time < float("inf") for time in times):
                 raise ValueError(f"entry {key!r} has a time that is not a finite number >= 0")
             entries[str(key)] = entry
-        table = LatencyTable(device=str(data["device"]), device_name=str(data["device_name"]),
-                             batch_size=int(data["batch_size"]), threads=int(data["threads"]),
-                             torch_version=str(data["torch_version"]), precision=str(data["precision"]),
-                             channels_last=bool(data.get("channels_last", True)), warmup=int(data.get("warmup", 0)),
+        table = LatencyTable(device=_table_text(data["device"], "device"),
+                             device_name=_table_text(data["device_name"], "device_name"),
+                             batch_size=_table_integer(data["batch_size"], "batch_size"),
+                             threads=_table_integer(data["threads"], "threads"),
+                             torch_version=_table_text(data["torch_version"], "torch_version"),
+                             precision=_table_text(data["precision"], "precision"),
+                             channels_last=bool(data.get("channels_last", True)),
+                             warmup=_table_integer(data.get("warmup"), "warmup", default=0),
                              statistic=str(data.get("statistic", "median")), entries=entries)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise AutospaceError(f"{source} is damaged ({error}); measure it again with `autospace latency-table`")
     if table.statistic not in STATISTICS:
         raise AutospaceError(f"{source} has statistic {table.statistic!r}; valid: {', '.join(STATISTICS)}")
@@ -191,14 +217,10 @@ def save_table(path: str | Path, table: LatencyTable) -> None:
 
 
 def load_table(path: str | Path) -> LatencyTable:
-    from autospace.runtime.parsing import parse_json
+    from autospace.runtime.parsing import parse_json, read_text_file
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AutospaceError(f"cannot read latency table {path}: {error}; give a file written by "
-                             f"`autospace latency-table`")
+    text = read_text_file(path, "latency table")  # refuses a missing, huge or endless file (/dev/zero)
     return table_from_json(parse_json(text, str(path)), str(path))
 
 
@@ -210,6 +232,25 @@ def require_same_conditions(table: LatencyTable, device: str, device_name: str, 
             f"{source} was measured on {table.device} ({table.device_name}) at batch size {table.batch_size}, "
             f"but this is {device} ({device_name}) at batch size {batch_size}; use a table of this device and "
             f"batch size (or --device {table.device} --batch-size {table.batch_size})")
+
+
+# The conditions a table records once and that must match wherever it is used to predict or extended
+# with new entries: the machine (device, device_name), the software (torch_version) and how it times
+# (threads, precision, batch_size, channels_last). warmup and statistic are how its samples are taken and
+# summarised: an extension keeps the table's own.
+MATCHING_CONDITIONS = ("device", "device_name", "torch_version", "threads", "precision", "batch_size",
+                       "channels_last")
+
+
+def condition_differences(table: LatencyTable, here: dict) -> dict:
+    """{field: (the table's value, here's value)} for each field of `MATCHING_CONDITIONS` in `here` that differs."""
+    recorded = table.conditions()
+    return {name: (recorded[name], here[name]) for name in MATCHING_CONDITIONS
+            if name in here and recorded[name] != here[name]}
+
+
+def describe_differences(differences: dict) -> str:
+    return ", ".join(f"{name} {old!r} in the table, {new!r} here" for name, (old, new) in differences.items())
 
 
 def predicted_vs_measured(predicted_ms: float, measured_ms: float) -> dict:

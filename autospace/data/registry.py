@@ -193,7 +193,7 @@ def _load_idx_dataset(name: str, data_dir: str | os.PathLike | None) -> ImageDat
 
 def _load_path(text: str) -> ImageDataset:
     path = Path(text).expanduser()
-    if not path.exists():
+    if not _exists(text):
         raise AutospaceError(
             f"data set path {path} does not exist; give an existing ImageFolder tree or CIFAR-10 file. "
             f"Accepted formats: {ACCEPTED_FORMATS}"
@@ -240,6 +240,14 @@ def load_dataset(name: str | os.PathLike, data_dir: str | os.PathLike | None = N
     return dataset if image_size is None else dataset.resized(image_size)
 
 
+def _exists(text: str) -> bool:
+    """Whether a path exists; False for a name the OS cannot even look up (too long, a NUL byte)."""
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _load_by_name(name: str | os.PathLike, data_dir: str | os.PathLike | None) -> ImageDataset:
     if not isinstance(name, (str, os.PathLike)):
         raise AutospaceError(f"data set name {name!r} is not a string; valid names: {VALID_NAMES_TEXT}")
@@ -259,6 +267,6 @@ def _load_by_name(name: str | os.PathLike, data_dir: str | os.PathLike | None) -
                 f"{text!r}: {path} is not a folder; imagefolder:PATH needs PATH/train/<class>/* and PATH/test/<class>/*"
             )
         return load_source("imagefolder", path, path.resolve().name)
-    if isinstance(name, os.PathLike) or os.sep in text or "/" in text or Path(text).expanduser().exists():
+    if isinstance(name, os.PathLike) or os.sep in text or "/" in text or _exists(text):
         return _load_path(text)
     raise AutospaceError(f"unknown data set {text!r}; valid names: {VALID_NAMES_TEXT}")

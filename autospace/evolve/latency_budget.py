@@ -39,7 +39,10 @@ def dea_latency_table(path: str | None, skeleton: Skeleton) -> LatencyTable:
     if not path:
         raise AutospaceError("a latency target needs a latency table: give --latency-table TABLE.json (make one "
                              "with `autospace latency-table open:PRESET --device cpu -o TABLE.json`)")
+    from autospace.latency_timing import require_table_conditions
+
     table = load_table(path)
+    require_table_conditions(table, path)  # a table of other conditions is neither used nor extended here
     slots = skeleton.searchable_slots()
     missing = missing_components(table, slots) + [key for key in fixed_keys(skeleton) if key not in table.entries]
     if not missing:

@@ -127,7 +127,9 @@ class LayerPopulation:
                         f"the layer's MAdds cap {self.budget.cap:,}; raise the budget or lower population_size")
                 tries = 0
             cell = self.reference
-            for _ in range(rng.randint(1, self.max_distance)):
+            # A cell differs from the reference in at most its 6 edges, e and aggregation: more mutations
+            # add nothing (and max_distance=2**63-1 would loop for ever).
+            for _ in range(rng.randint(1, min(self.max_distance, len(EDGES) + 2))):
                 cell = mutate(cell, rng)
             cell = canonical(cell)
             if self.admissible(cell, True):

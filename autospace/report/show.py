@@ -49,13 +49,10 @@ def load_drawable(source: Drawable | str | os.PathLike) -> Drawable:
     if not isinstance(source, (str, os.PathLike)):
         raise AutospaceError(f"cannot draw {type(source).__name__}; give a Cell, SearchSpace, Network or "
                              f"the path of a cell/space/arch JSON file")
+    from autospace.runtime.parsing import read_text_file
+
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise AutospaceError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise AutospaceError(f"cannot read {path} as JSON: {error}") from None
+    text = read_text_file(path, "JSON file")  # refuses a missing, huge or endless file (/dev/zero)
     data = parse_json(text, f"cannot read {path}: it")
     try:
         return _drawable_from_dict(data)

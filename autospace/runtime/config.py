@@ -32,7 +32,9 @@ import yaml
 
 from autospace.runtime.atomic import atomic_write_text
 from autospace.errors import AutospaceError
-from autospace.runtime.parsing import MAX_NESTING, nesting_depth, parse_yaml
+from autospace.runtime.parsing import (
+    MAX_NESTING, is_ascii_number, load_yaml_text, nesting_depth, parse_yaml, read_text_file,
+)
 
 ConfigType = TypeVar("ConfigType")
 
@@ -105,7 +107,7 @@ def _yaml_word(text: str) -> Any:
     """One command-line value as YAML reads it; text YAML cannot read (or nested too deep) stays a string,
     which the field's type check then refuses or keeps."""
     try:
-        value = yaml.safe_load(text)
+        value = load_yaml_text(text)
     except (yaml.YAMLError, RecursionError):
         return text
     return value if nesting_depth(value) <= MAX_NESTING else text
@@ -170,11 +172,11 @@ def coerce_value(value: Any, annotation: Any) -> Any:
         return _finite(_plain_float(value))
     if annotation is str:
         if isinstance(value, str):
-            return value
+            return _not_too_long(value)
         raise _Mismatch
     if annotation is Path:
         if isinstance(value, (str, Path)):
-            return Path(value)
+            return Path(_not_too_long(str(value)))
         raise _Mismatch
     if dataclasses.is_dataclass(annotation):
         raise _Mismatch  # nested configs are mappings; handled by the caller
@@ -189,10 +191,14 @@ def _plain_int(value: Any) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, str):
+        if not is_ascii_number(value):  # float() takes Arabic-Indic and fullwidth digits too
+            raise _Mismatch
         try:
             number = float(value)  # "1e3" stays a string in YAML 1.1
         except ValueError:
             raise _Mismatch from None
+        if not math.isfinite(number):
+            raise _OutOfRange("finite (not inf or nan)")
         if number.is_integer():
             return int(number)
     raise _Mismatch
@@ -207,11 +213,24 @@ def _plain_float(value: Any) -> float:
         except OverflowError:  # an integer beyond the float range
             raise _OutOfRange("finite (not inf or nan)") from None
     if isinstance(value, str):
+        if not is_ascii_number(value):  # float() takes Arabic-Indic and fullwidth digits too
+            raise _Mismatch
         try:
             return float(value)  # YAML 1.1 reads "5e-4" (no dot) as a string
         except ValueError:
             raise _Mismatch from None
     raise _Mismatch
+
+
+# The longest text a setting may hold: a path longer than PATH_MAX (4096) cannot be opened, and the OS
+# error it gives deep in a loader ("File name too long") would be a traceback.
+MAX_TEXT_LENGTH = 4096
+
+
+def _not_too_long(text: str) -> str:
+    if len(text) > MAX_TEXT_LENGTH:
+        raise _OutOfRange(f"at most {MAX_TEXT_LENGTH} characters (this one has {len(text):,})")
+    return text
 
 
 # Every integer setting ends in a torch or numpy int64 (seeds, counts, MAdds); every float setting
@@ -269,23 +288,23 @@ def _coerce_field(cls, key: str, value: Any, prefix: str, source: str, raw: str 
             optional = type(None) in typing.get_args(annotation)
             if optional and (value is None or raw.lower() in _NONE_WORDS):
                 return None
-            return raw
+            return _not_too_long(raw)
         return coerce_value(value, annotation)
     except _Mismatch as error:
         shown = raw if raw is not None else value
         reason = f", {error.reason}" if isinstance(error, _OutOfRange) else ""
-        raise AutospaceError(f"{source}: config key {prefix + key!r} = {shown!r} is invalid; "
+        shown = repr(shown) if len(repr(shown)) <= 120 else repr(shown)[:100] + f"... ({len(repr(shown)):,} characters)"
+        raise AutospaceError(f"{source}: config key {prefix + key!r} = {shown} is invalid; "
                              f"expected {_type_name(annotation)}{reason}") from None
 
 
 def _read_preset(preset: str | Path, section: str | None) -> tuple[Path, Any]:
     path = resolve_preset(preset, section)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise AutospaceError(f"cannot read config {path}: {error}") from None
-    data = parse_yaml(text, f"config {path}")
-    return path, {} if data is None else data
+    data = parse_yaml(read_text_file(path, "config"), f"config {path}")
+    if data is None:  # an empty file, or only `~` / `null`: not "no settings" (a typo'd file would run defaults)
+        raise AutospaceError(f"config {path} holds no settings (it is empty or null); write `key: value` lines, "
+                             f"or leave out --config to use the defaults")
+    return path, data
 
 
 def _merge_mapping(cls, values: dict, data: Any, prefix: str, source: str) -> None:
@@ -333,6 +352,29 @@ def _apply_override(cls, values: dict, item: str) -> None:
         target[part] = _coerce_field(owner, part, parsed, prefix, "--set", raw=text.strip())
 
 
+# Sane ranges of the settings every loop hands to torch, for any config class with a field of that name
+# (checked where a config is loaded, before anything runs). The optimisers convert them to float32:
+# lr=1e300 is a RuntimeError inside SGD, weight_decay=9e18 a non-finite loss a few steps in, and a
+# latency target of 1e40 ms a non-finite squared term.
+LEARNING_RATE_KEYS = ("lr", "weight_lr", "arch_lr", "fitness_lr")
+SETTING_RANGES = {
+    **{key: (0.0, 10.0, "(0, 10]: learning rates in use are 1e-4 to 1") for key in LEARNING_RATE_KEYS},
+    "weight_decay": (0.0, 1.0, "[0, 1]: weight decays in use are 0 to 0.1"),
+    "target_latency_ms": (0.0, 1e6, "(0, 1e6]: a latency target in milliseconds, under 1,000 seconds"),
+}
+
+
+def require_sane_settings(config: Any) -> None:
+    """Refuse a learning rate, weight decay or latency target outside `SETTING_RANGES` in one line."""
+    names = {item.name for item in dataclasses.fields(config)}
+    for name, (low, high, wording) in SETTING_RANGES.items():
+        value = getattr(config, name, None) if name in names else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            open_low = name != "weight_decay"
+            if not ((low < value if open_low else low <= value) and value <= high):
+                raise AutospaceError(f"{name} is {value!r}; it must be in {wording}")
+
+
 def _build(cls, values: dict):
     arguments = {}
     types_by_name = _field_types(cls)
@@ -340,11 +382,13 @@ def _build(cls, values: dict):
         nested = _nested_class(types_by_name[key])
         arguments[key] = _build(nested, value) if nested is not None else value
     try:
-        return cls(**arguments)
+        config = cls(**arguments)
     except (TypeError, ValueError) as error:
         if isinstance(error, AutospaceError):
             raise
         raise AutospaceError(f"{cls.__name__}: {error}") from None
+    require_sane_settings(config)
+    return config
 
 
 # ---- public API -----------------------------------------------------------------

@@ -14,6 +14,9 @@ stays light and `autospace.arch` never pulls in torch):
     draw(source, out)               a picture of a cell, space or network
 """
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 _API = {
@@ -38,6 +41,24 @@ _API = {
 }
 
 __all__ = sorted(_API)
+
+# `evolve`, `search` and `train` name both a function of the API and a subpackage. Importing a
+# subpackage makes Python bind it as an attribute of its parent, which would hide the function
+# (`autospace.train(...)` -> "'module' object is not callable") once anything imported, say,
+# `autospace.train.config`. The functions win: the import system's binding is dropped, and the
+# subpackages stay reachable as `sys.modules["autospace.train"]`, `from autospace.train import X`
+# or `importlib.import_module("autospace.train")`.
+_FUNCTIONS_OVER_SUBPACKAGES = frozenset({"evolve", "search", "train"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value) -> None:
+        if name in _FUNCTIONS_OVER_SUBPACKAGES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

@@ -269,7 +269,7 @@ def small_train(**changes) -> TrainConfig:
 
 
 def test_skip_nonfinite_train(tmp_path, monkeypatch):
-    import autospace.train.loop as loop
+    from autospace.train import loop
 
     data = load_dataset("synthetic:96,32")
     poison(monkeypatch, loop, {2})

@@ -1,5 +1,6 @@
 """autospace run: evolve -> search -> train in one folder, report.md, resume at any stage."""
 
+import importlib
 import json
 
 import pytest
@@ -37,7 +38,7 @@ def test_run_writes_every_stage_and_a_report(finished_run):
 
 
 def test_run_resumes_in_the_stage_it_stopped(tmp_path, monkeypatch, finished_run):
-    import autospace.search as search_module
+    search_module = importlib.import_module("autospace.search")  # the subpackage; autospace.search is the function
 
     out = tmp_path / "run"
     config = load_run_config(None, OVERRIDES)

@@ -185,7 +185,7 @@ def test_a_non_finite_state_is_never_saved_over_the_last_good_checkpoint(tmp_pat
 
 
 def test_train_whose_batch_norm_statistics_blow_up_names_a_finite_checkpoint(tmp_path, capsys, monkeypatch):
-    import autospace.train.loop as loop
+    from autospace.train import loop
 
     real_evaluate = loop.evaluate
 

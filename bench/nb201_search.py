@@ -1,10 +1,13 @@
 """The tied DEA searching the whole NAS-Bench-201 space, against random search.
 
 Runs `nb201 search` (reference-free unless --set reference=...) and prints one
-JSON line: the found cell, its NB201 validation accuracy and rank among the
-15,625 cells, and random search over the same number of evaluated cells looked
-up in the table (best of that many uniform non-empty cells, 100 trials: mean,
-std and median rank), the floor to beat. Rerunning with the same --out resumes.
+JSON line: the picked cell (the measured pick: the best of the re-scored cells
+under the shared weights; `fitness_pick` is the argmax of the mean fitness), its
+NB201 validation accuracy and rank among the 15,625 cells, and the floors to
+beat: random search over the same number of evaluated cells looked up in the
+table (best of that many uniform non-empty cells, 100 trials: mean, std and
+median rank) and the best-#params cell among the evaluated cells. Rerunning
+with the same --out resumes.
 
     OMP_NUM_THREADS=1 python bench/nb201_search.py --config cpu --out runs/nb201_search
 """
@@ -34,9 +37,9 @@ def main() -> None:
     config = (load_saved_config(Nb201Config, out, overrides) if resume
               else load_config(Nb201Config, args.config, overrides))
     lines = search_nb201(config, out, resume=resume)
-    record = {"bench": "nb201_search", "config": args.config, "dea": lines[0]}
-    if len(lines) > 1:
-        record["random"] = lines[1]
+    record = {"bench": "nb201_search", "config": args.config, "seed": config.seed, "dea": lines[0]}
+    for line in lines[1:]:  # with the table: random search, best #params, the re-scored cells against the truth
+        record[{"random": "random", "best-params": "params", "rescored-vs-truth": "rescored"}[line["method"]]] = line
     print(json.dumps(record))
 
 

@@ -148,7 +148,8 @@ def tiny_config(**changes):
 
     values = dict(data="synthetic:512,64", channels=4, cells_per_stage=1, image_size=8, steps=40, batch_size=16,
                   warmup_fraction=0.25, regenerate_every=10, device="cpu", population_size=6, offspring=2,
-                  min_trained_steps=1, max_age=3)
+                  min_trained_steps=1, max_age=3, min_windows=1, recalibration_images=64, naswot_batch=16,
+                  naswot_channels=4, naswot_cells_per_stage=1)
     values.update(changes)
     return Nb201Config(**values)
 
@@ -247,7 +248,8 @@ def test_bench_scripts_print_one_json_line(tmp_path, script):
 
     settings = ["data=synthetic:256,32", f"table={TABLE}", "channels=4", "cells_per_stage=1", "image_size=8",
                 "steps=20", "batch_size=16", "regenerate_every=5", "device=cpu", "population_size=4",
-                "min_trained_steps=1"]
+                "min_trained_steps=1", "min_windows=1", "recalibration_images=32", "naswot_batch=8",
+                "naswot_channels=4", "naswot_cells_per_stage=1"]
     command = [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / f"{script}.py"),
                "--out", str(tmp_path / "run")] + [item for setting in settings for item in ("--set", setting)]
     if script == "nb201_rank":
@@ -261,5 +263,8 @@ def test_bench_scripts_print_one_json_line(tmp_path, script):
     assert record["bench"] == script
     if script == "nb201_rank":
         assert record["cells"] == 5 and -1 <= record["fitness_spearman"] <= 1
+        for name in ("fitness", "rescored", "params", "naswot", "rescored+naswot"):
+            assert -1 <= record[f"{name}_spearman"] <= 1 and f"{name}_top10_valid" in record
     else:
         assert record["random"]["evaluated"] == record["dea"]["evaluated"] and "rank" in record["dea"]
+        assert record["params"]["evaluated"] == record["dea"]["evaluated"] and "valid" in record["dea"]["fitness_pick"]

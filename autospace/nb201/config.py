@@ -34,8 +34,9 @@ class Nb201Config:
     steps: int = _help("weight steps in all (one sampled cell in every position per step)", 2000)
     batch_size: int = _help("images per weight and fitness step", 64)
     warmup_fraction: float = _help("share of the steps with cells drawn uniformly and no fitness steps", 0.5)
-    weight_sampling: Literal["fitness", "uniform"] = _help(
-        "after warm-up, weight steps draw cells by p = softmax(fitness) (fitness: the DEA) or uniformly", "fitness")
+    weight_sampling: Literal["fitness", "uniform", "fair"] = _help(
+        "after warm-up, weight steps draw cells by p = softmax(fitness) (fitness: the DEA) or uniformly; fair: "
+        "throughout, every member once per shuffled round, so trained steps differ by at most one", "fitness")
     weight_lr: float = _help("peak SGD (Nesterov) learning rate of the weights, cosine to 0", 0.05)
     weight_momentum: float = _help("SGD momentum of the weights", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights", 5e-4)
@@ -51,7 +52,21 @@ class Nb201Config:
     max_age: int = _help("search: an individual older than this (regenerations) leaves first", 10)
     min_trained_steps: int = _help("search: weight steps a cell needs before it can win, lose or be reported", 10)
     child_fitness_shrink: float = _help("search: a child starts at this share of its parent's fitness", 0.5)
+    min_windows: int = _help("search: fitness windows (write-backs after warm-up) a cell needs before it can win "
+                             "a tournament or the fitness pick; the fitness compared is the mean over its windows", 3)
     reference: str | None = _help("search: NB201 string to seed the population around; None: reference-free", None)
+
+    # -- measured pick and baselines (after training) --------------------------------------
+    rescore: bool = _help("re-score cells with the shared weights on the held-out images after BN "
+                          "recalibration; rank: every cell; search: the pick is the best re-scored cell", True)
+    rescore_top: int = _help("search: re-score this many cells of the final population, best mean fitness first", 20)
+    rescore_evaluated: bool = _help("search: also re-score every cell the search evaluated", True)
+    recalibration_images: int = _help("training images (fixed, the same for every cell) for BN recalibration", 2048)
+    rescore_images: int | None = _help("held-out images per re-score; None: all of the held-out split", None)
+    naswot: bool = _help("compute NASWOT (Mellor et al. 2021) on one batch per cell, a training-free baseline", True)
+    naswot_batch: int = _help("images in NASWOT's batch", 128)
+    naswot_channels: int = _help("C of the NASWOT network (NB201: 16), full-size images", 16)
+    naswot_cells_per_stage: int = _help("N of the NASWOT network (NB201: 5)", 5)
 
     # -- execution ---------------------------------------------------------------------
     seed: int = _help("seed of every random generator of the run", 0)
@@ -63,9 +78,11 @@ class Nb201Config:
         from autospace.errors import AutospaceError
 
         require_at_least(self, 1, "channels", "cells_per_stage", "steps", "batch_size", "fitness_every",
-                         "regenerate_every", "train_subset", "tournament_size")
+                         "regenerate_every", "train_subset", "tournament_size",
+                         "recalibration_images", "rescore_images", "naswot_batch", "naswot_channels",
+                         "naswot_cells_per_stage")
         require_at_least(self, 2, "population_size")
-        require_at_least(self, 0, "offspring", "max_age", "min_trained_steps", "weight_decay")
+        require_at_least(self, 0, "offspring", "max_age", "min_trained_steps", "weight_decay", "min_windows", "rescore_top")
         require_between(self, 0.0, 1.0, "momentum", "weight_momentum", "warmup_fraction", "child_fitness_shrink")
         require_between(self, 0.01, 0.9, "validation_fraction")
         if self.image_size < 4 or self.image_size % 4:
@@ -73,5 +90,5 @@ class Nb201Config:
         for name in ("weight_lr", "fitness_lr"):
             if not getattr(self, name) > 0:
                 raise AutospaceError(f"{name} is {getattr(self, name)!r}; it must be > 0")
-        if self.weight_sampling not in ("fitness", "uniform"):
-            raise AutospaceError(f"weight_sampling is {self.weight_sampling!r}; use fitness or uniform")
+        if self.weight_sampling not in ("fitness", "uniform", "fair"):
+            raise AutospaceError(f"weight_sampling is {self.weight_sampling!r}; use fitness, uniform or fair")

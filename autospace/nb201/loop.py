@@ -72,7 +72,27 @@ def load_streams(config: Nb201Config, device: torch.device) -> tuple[BatchStream
 
 
 def individual(cell, fitness: float = 0.0) -> dict:
-    return {"arch_str": to_nb201_string(cell), "fitness": float(fitness), "count": 0, "age": 0}
+    return {"arch_str": to_nb201_string(cell), "fitness": float(fitness), "count": 0, "age": 0,
+            "windows": 0, "fitness_sum": 0.0}
+
+
+def mean_fitness(member: dict) -> float:
+    """The fitness averaged over the member's windows (write-backs after warm-up); before its first
+    window, its current fitness. One noisy window cannot make a cell win."""
+    windows = member.get("windows", 0)
+    return member["fitness_sum"] / windows if windows else member["fitness"]
+
+
+def can_win(member: dict, config: Nb201Config) -> bool:
+    return member["count"] >= config.min_trained_steps and member.get("windows", 0) >= config.min_windows
+
+
+def fair_draw(queue: list[int], size: int, sampler: torch.Generator) -> int:
+    """Fair weight sampling: the next member of a shuffled round over the population (refilled when
+    empty, emptied when the population changes), so trained steps differ by at most one per round."""
+    if not queue:
+        queue.extend(torch.randperm(size, generator=sampler).tolist())
+    return queue.pop()
 
 
 def count_factor(counts: list[int]) -> torch.Tensor:
@@ -82,12 +102,12 @@ def count_factor(counts: list[int]) -> torch.Tensor:
 
 
 def tournament(population: list[dict], size: int, rng: random.Random) -> dict:
-    return max(rng.sample(population, min(size, len(population))), key=lambda member: member["fitness"])
+    return max(rng.sample(population, min(size, len(population))), key=mean_fitness)
 
 
 def regenerate(population: list[dict], config: Nb201Config, rng: random.Random, evaluated: set[str]) -> None:
     """Search mode, step 4: children of tournament winners (one edge changed), then the oldest or weakest leave."""
-    eligible = [member for member in population if member["count"] >= config.min_trained_steps] or population
+    eligible = [member for member in population if can_win(member, config)] or population
     present = {to_nb201_string(canonical_nb201(parse_nb201_string(m["arch_str"]))) for m in population}
     children = []
     for _ in range(config.offspring):
@@ -107,11 +127,11 @@ def regenerate(population: list[dict], config: Nb201Config, rng: random.Random, 
     population.extend(children)
     while len(population) > config.population_size:
         old = [m for m in population if m["age"] > config.max_age and m not in children]
-        judged = [m for m in population if m["count"] >= config.min_trained_steps and m not in children]
+        judged = [m for m in population if can_win(m, config) and m not in children]
         if old:
             leaving = max(old, key=lambda m: m["age"])
         elif judged:
-            leaving = min(judged, key=lambda m: m["fitness"])
+            leaving = min(judged, key=mean_fitness)
         else:
             leaving = max((m for m in population if m not in children), key=lambda m: m["age"])
         population.remove(leaving)
@@ -155,10 +175,15 @@ def run_tied_dea(config: Nb201Config, out: Path, initial_cells: list | None, sea
         validation_stream.load_state_dict(checkpoint["validation_stream"])
         step, regeneration = checkpoint["step"], checkpoint["regeneration"]
         started -= checkpoint["elapsed_seconds"]
+        fair_queue = list(checkpoint.get("fair_queue", []))
+        for member in population:  # a checkpoint written before window averaging
+            member.setdefault("windows", 0)
+            member.setdefault("fitness_sum", 0.0)
     else:
         population = [individual(require_nonempty(cell)) for cell in initial_cells]  # rank: duplicates stay apart
         evaluated = {to_nb201_string(canonical_nb201(parse_nb201_string(m["arch_str"]))) for m in population}
         step, regeneration = 0, 0
+        fair_queue = []
     truncate_jsonl(out / "history.jsonl", regeneration)
 
     cells = [parse_nb201_string(member["arch_str"]) for member in population]
@@ -169,9 +194,12 @@ def run_tied_dea(config: Nb201Config, out: Path, initial_cells: list | None, sea
         # -- weight step: one cell in every position, training split ---------------------------
         for group in optimizer.param_groups:
             group["lr"] = learning_rate_at(step, config.steps, 0, config.weight_lr)
-        uniform = step < warmup_steps or config.weight_sampling == "uniform"
-        probabilities = [1.0] * len(cells) if uniform else torch.softmax(alpha.detach(), 0).tolist()
-        chosen = sample_single(probabilities, sampler)
+        if config.weight_sampling == "fair":
+            chosen = fair_draw(fair_queue, len(cells), sampler)
+        else:
+            uniform = step < warmup_steps or config.weight_sampling == "uniform"
+            probabilities = [1.0] * len(cells) if uniform else torch.softmax(alpha.detach(), 0).tolist()
+            chosen = sample_single(probabilities, sampler)
         inputs, labels = train_stream.next()
         loss = functional.cross_entropy(supernet(inputs.to(device), cells[chosen]), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -202,6 +230,9 @@ def run_tied_dea(config: Nb201Config, out: Path, initial_cells: list | None, sea
             regeneration += 1
             for member, learned in zip(population, alpha.detach().tolist()):
                 member["fitness"] = config.momentum * member["fitness"] + (1 - config.momentum) * learned
+                if step > warmup_steps:  # a window with fitness steps in it
+                    member["windows"] += 1
+                    member["fitness_sum"] += member["fitness"]
             record = {"regeneration": regeneration, "step": step,
                       "weight_loss": running["weight_loss"] / max(running["weight_steps"], 1),
                       "fitness_loss": running["fitness_loss"] / max(running["fitness_steps"], 1),
@@ -214,6 +245,7 @@ def run_tied_dea(config: Nb201Config, out: Path, initial_cells: list | None, sea
             running = dict.fromkeys(running, 0)
             if search and step > warmup_steps and step < config.steps:
                 regenerate(population, config, rng, evaluated)
+                fair_queue.clear()  # a new round over the new population
             cells = [parse_nb201_string(member["arch_str"]) for member in population]
             alpha = torch.tensor([member["fitness"] for member in population], requires_grad=True)
             append_jsonl(out / "history.jsonl", record)
@@ -222,13 +254,14 @@ def run_tied_dea(config: Nb201Config, out: Path, initial_cells: list | None, sea
             save_rotating_checkpoint(out, {
                 "step": step, "regeneration": regeneration, "population": population,
                 "evaluated": sorted(evaluated), "supernet": supernet.state_dict(),
-                "optimizer": optimizer.state_dict(), "python_rng": rng.getstate(), "sampler": sampler.get_state(),
+                "optimizer": optimizer.state_dict(), "python_rng": rng.getstate(), "sampler": sampler.get_state(), "fair_queue": list(fair_queue),
                 "train_stream": train_stream.state_dict(), "validation_stream": validation_stream.state_dict(),
                 "elapsed_seconds": time.perf_counter() - started}, CHECKPOINT_FORMAT)
             if stop_after_regeneration is not None and regeneration >= stop_after_regeneration and step < config.steps:
                 return None
     return {"population": population, "evaluated": sorted(evaluated), "steps": step,
-            "wall_time_s": round(time.perf_counter() - started, 1)}
+            "wall_time_s": round(time.perf_counter() - started, 1), "supernet": supernet,
+            "train_stream": train_stream, "validation_stream": validation_stream, "num_classes": num_classes}
 
 
 def _spread(values: list[float]) -> float:

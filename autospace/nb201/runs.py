@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
+import time
 from pathlib import Path
 
+import torch
+
 from autospace.arch.nb201 import (
-    Nb201Cell, mutate_nb201, parse_nb201_string, random_nb201_cell, read_nb201_strings, require_nonempty,
+    Nb201Cell, canonical_nb201, mutate_nb201, parse_nb201_string, random_nb201_cell, read_nb201_strings, require_nonempty,
     to_nb201_string,
 )
 from autospace.runtime.atomic import atomic_write_json, atomic_write_text
 from autospace.cost.nb201 import nb201_network_cost
 from autospace.data.registry import resolve_data_dir
 from autospace.errors import AutospaceError
-from autospace.nb201.loop import proxy_description, run_tied_dea
+from autospace.nb201.loop import can_win, mean_fitness, proxy_description, run_tied_dea
+from autospace.nb201.report import compare_scores, with_combinations
 from autospace.nb201.config import Nb201Config
 from autospace.nb201.table import TABLE_NAME, Nb201Table, kendall, random_search_floor, spearman
 
@@ -66,24 +71,62 @@ def rank_cells(config: Nb201Config, out: str | Path, cells_file: str | Path | No
     result = run_tied_dea(config, out, cells, search=False, resume=resume,
                           extra_files={"cells.txt": _cells_text(cells)})
     population = result["population"]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["arch_str", "fitness", "trained_steps"])
-    for member in population:
-        writer.writerow([member["arch_str"], f"{member['fitness']:.6f}", member["count"]])
-    atomic_write_text(out / "fitness.csv", text.getvalue())
-    summary = {"cells": len(population), "steps": result["steps"], "wall_time_s": result["wall_time_s"],
+    scores = {"fitness": [mean_fitness(member) for member in population],
+              "fitness_last": [member["fitness"] for member in population]}
+    columns = {"arch_str": [m["arch_str"] for m in population], "fitness": [f"{m['fitness']:.6f}" for m in population],
+               "mean_fitness": [f"{value:.6f}" for value in scores["fitness"]],
+               "windows": [m["windows"] for m in population], "trained_steps": [m["count"] for m in population]}
+    timings = {}
+    if config.rescore:
+        began = time.perf_counter()
+        rescored = rescore_population(config, result, cells)
+        timings["rescore_s"] = round(time.perf_counter() - began, 1)
+        scores["rescored"] = [row["accuracy"] for row in rescored]
+        columns["rescored_accuracy"] = scores["rescored"]
+        columns["rescored_loss"] = [row["loss"] for row in rescored]
+    if config.naswot:
+        began = time.perf_counter()
+        scores["naswot"] = naswot_scores(config, cells)
+        timings["naswot_s"] = round(time.perf_counter() - began, 1)
+        columns["naswot"] = [f"{value:.4f}" for value in scores["naswot"]]
+    atomic_write_text(out / "fitness.csv", _csv_text(columns))
+    summary = {"cells": len(population), "steps": result["steps"], "wall_time_s": result["wall_time_s"], **timings,
                "proxy": proxy_description(config)}
     if table is not None:
-        fitness = [member["fitness"] for member in population]
         valid = [table.row(cell).valid for cell in cells]
-        params = [float(table.row(cell).params) for cell in cells]
-        summary.update({"fitness_spearman": round(spearman(fitness, valid), 4),
-                        "fitness_kendall": round(kendall(fitness, valid), 4),
-                        "params_spearman": round(spearman(params, valid), 4),
-                        "params_kendall": round(kendall(params, valid), 4)})
+        scores["params"] = [float(table.row(cell).params) for cell in cells]
+        summary.update(compare_scores(with_combinations(scores), valid))
     atomic_write_json(out / "rank.json", summary)
     return summary
+
+
+def rescore_population(config: Nb201Config, result: dict, cells: list[Nb201Cell]) -> list[dict]:
+    from autospace.nb201.rescore import rescore_cells
+
+    return rescore_cells(result["supernet"], cells, result["train_stream"], result["validation_stream"],
+                         config.recalibration_images, config.rescore_images)
+
+
+def naswot_scores(config: Nb201Config, cells: list[Nb201Cell]) -> list[float]:
+    """NASWOT of each cell's network (C=naswot_channels, N=naswot_cells_per_stage, full-size images) at
+    initialisation, on one batch of `naswot_batch` training images drawn with the run's seed."""
+    from autospace.data import load_dataset
+    from autospace.data.batches import normalize_batch
+    from autospace.nb201.naswot import nb201_naswot_scores
+
+    dataset = load_dataset(config.data, config.data_dir)
+    chosen = torch.randperm(dataset.train_labels.numel(), generator=torch.Generator().manual_seed(config.seed + 7))
+    images = normalize_batch(dataset.train_images[chosen[:config.naswot_batch]], dataset.mean, dataset.std)
+    return nb201_naswot_scores(cells, images, dataset.num_classes, config.naswot_channels,
+                               config.naswot_cells_per_stage, seed=config.seed)
+
+
+def _csv_text(columns: dict[str, list]) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(list(columns))
+    writer.writerows(zip(*columns.values()))
+    return text.getvalue()
 
 
 def _cells_text(cells: list[Nb201Cell]) -> str:
@@ -108,15 +151,81 @@ def search_nb201(config: Nb201Config, out: str | Path, resume: bool = False) -> 
     table = optional_table(config)
     initial = initial_population(config, random.Random(config.seed + 5))  # also for a resume before any checkpoint
     result = run_tied_dea(config, out, initial, search=True, resume=resume)
-    judged = [m for m in result["population"] if m["count"] >= config.min_trained_steps] or result["population"]
-    best = max(judged, key=lambda member: member["fitness"])
-    found = {"method": "tied-dea", "arch_str": best["arch_str"], "fitness": round(best["fitness"], 6),
-             "trained_steps": best["count"], "evaluated": len(result["evaluated"]), "steps": result["steps"],
-             "wall_time_s": result["wall_time_s"], "reference": config.reference, "proxy": proxy_description(config)}
+    judged = [m for m in result["population"] if can_win(m, config)] or result["population"]
+    best = max(judged, key=mean_fitness)
+    found = {"method": "tied-dea", "arch_str": best["arch_str"], "fitness": round(mean_fitness(best), 6),
+             "trained_steps": best["count"], "windows": best["windows"], "evaluated": len(result["evaluated"]),
+             "steps": result["steps"], "wall_time_s": result["wall_time_s"], "reference": config.reference,
+             "proxy": proxy_description(config)}
+    fitness_pick = dict(found)
+    candidates = search_candidates(config, result, judged)
+    rescored = []
+    if config.rescore:
+        began = time.perf_counter()
+        rescored = rescore_population(config, result, [parse_nb201_string(text) for text in candidates])
+        found["rescore_s"] = round(time.perf_counter() - began, 1)
+        pick = measured_pick_of(rescored)
+        member = next((m for m in result["population"] if m["arch_str"] == pick["arch_str"]), None)
+        found.update({"method": "tied-dea, measured pick", "arch_str": pick["arch_str"],
+                      "rescored_accuracy": pick["accuracy"], "rescored": len(rescored),
+                      "fitness": None if member is None else round(mean_fitness(member), 6),
+                      "trained_steps": None if member is None else member["count"],
+                      "windows": None if member is None else member["windows"]})
+        atomic_write_text(out / "rescored.csv", _csv_text({
+            "arch_str": [row["arch_str"] for row in rescored], "accuracy": [row["accuracy"] for row in rescored],
+            "loss": [row["loss"] for row in rescored]}))
     lines = [found]
     if table is not None:
-        cell = parse_nb201_string(best["arch_str"])
-        found.update({"valid": table.row(cell).valid, "rank": table.rank(cell), "of": len(table.rows)})
+        for line in (found, fitness_pick):
+            cell = parse_nb201_string(line["arch_str"])
+            line.update({"valid": table.row(cell).valid, "rank": table.rank(cell), "of": len(table.rows)})
+        if config.rescore:
+            found["fitness_pick"] = {key: fitness_pick[key] for key in ("arch_str", "fitness", "valid", "rank")}
+        evaluated_cells = [parse_nb201_string(text) for text in result["evaluated"]]
         lines.append(random_search_floor(table, len(result["evaluated"]), RANDOM_SEARCH_TRIALS, config.seed))
+        lines.append(best_by_params(table, evaluated_cells))
+        if rescored:
+            lines.append(rescored_versus_truth(table, rescored))
     atomic_write_json(out / "found.json", lines)
     return lines
+
+
+def search_candidates(config: Nb201Config, result: dict, judged: list[dict]) -> list[str]:
+    """The cells the measured pick re-scores: the best `rescore_top` by mean fitness among the cells
+    that may win, then (rescore_evaluated) every evaluated cell; one per canonical form."""
+    chosen: dict[str, str] = {}
+    for member in sorted(judged, key=mean_fitness, reverse=True)[:config.rescore_top]:
+        chosen.setdefault(_canonical(member["arch_str"]), member["arch_str"])
+    if config.rescore_evaluated:
+        for text in result["evaluated"]:
+            chosen.setdefault(_canonical(text), text)
+    return list(chosen.values())
+
+
+def measured_pick_of(rows: list[dict]) -> dict:
+    from autospace.nb201.rescore import measured_pick
+
+    return measured_pick(rows)
+
+
+def _canonical(text: str) -> str:
+    return to_nb201_string(canonical_nb201(parse_nb201_string(text)))
+
+
+def best_by_params(table: Nb201Table, cells: list[Nb201Cell]) -> dict:
+    """The zero-cost floor: the cell(s) with the most NB201 parameters among `cells` (ties: mean and
+    std of their validation accuracies, as a pick among them would be a coin flip)."""
+    most = max(table.row(cell).params for cell in cells)
+    tied = [table.row(cell).valid for cell in cells if table.row(cell).params == most]
+    mean = sum(tied) / len(tied)
+    spread = math.sqrt(sum((value - mean) ** 2 for value in tied) / max(len(tied) - 1, 1))
+    return {"method": "best-params", "evaluated": len(cells), "params": most, "tied": len(tied),
+            "valid_mean": round(mean, 3), "valid_std": round(spread, 3)}
+
+
+def rescored_versus_truth(table: Nb201Table, rows: list[dict]) -> dict:
+    """How well the re-scored accuracy ranks the cells it re-scored (a check on the measured pick)."""
+    cells = [parse_nb201_string(row["arch_str"]) for row in rows]
+    valid = [table.row(cell).valid for cell in cells]
+    scores = {"rescored": [row["accuracy"] for row in rows], "params": [float(table.row(c).params) for c in cells]}
+    return {"method": "rescored-vs-truth", "cells": len(rows), **compare_scores(with_combinations(scores), valid)}

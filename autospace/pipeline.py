@@ -76,6 +76,29 @@ def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig | NseConfi
     return evolve, search, train
 
 
+def recorded_run_config(config: RunConfig, out: Path) -> RunConfig:
+    """The run config as the stages use it, for config.yaml and report.md: each stage's section is the
+    config that stage runs with (the run-level budget, method, space, preset and shared keys applied), so
+    the record says what ran. The learner section the run does not use gets the shared keys too."""
+    evolve, search, train = stage_configs(config, out)
+    run_level = {key: getattr(evolve, key) for key in ("budget_madds", "data", "data_dir", "seed", "device",
+                                                         "precision", "progress", "tensorboard", "image_size")}
+    if config.space_method == "nse":
+        learners = {"nse": evolve, "evolve": replace(config.evolve, **run_level)}
+    else:
+        learners = {"evolve": evolve, "nse": replace(config.nse, **run_level)}
+    return replace(config, search=search, train=train, **learners)
+
+
+def unused_sections_note(config: RunConfig) -> list[str]:
+    """A comment line for config.yaml naming the sections this run does not run."""
+    if config.space_method == "manual":
+        return ["space_method manual: no evolve stage; the evolve and nse sections are not used "
+                "(the search takes its preset from evolve.preset)"]
+    unused = "evolve" if config.space_method == "nse" else "nse"
+    return [f"space_method {config.space_method}: the {unused} section is not used"]
+
+
 def stage_state(folder: Path, output: str) -> str:
     if (folder / output).exists():
         return "done"
@@ -113,7 +136,7 @@ def _run_pipeline(config: RunConfig, out: str | Path, resume: bool) -> dict:
     if dist.is_main:
         if not resume:
             out.mkdir(parents=True, exist_ok=True)
-            save_config(out / "config.yaml", config)
+            save_config(out / "config.yaml", recorded_run_config(config, out), unused_sections_note(config))
         # What this (latest) session runs on; the stages' own files record theirs too.
         atomic_write_json(out / "hardware.json", hardware_info(dist.local_device(device)))
     barrier(dist)

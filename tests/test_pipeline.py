@@ -107,3 +107,34 @@ def test_report_says_why_a_fitted_network_differs_from_the_search_choice(finishe
     report = (out / "report.md").read_text()
     assert "6.02M MAdds, 43% of the 14.0M target" in report and "over the target" not in report
     assert "the budget, not the search, set its size" in report
+
+
+def test_run_record_is_what_the_stages_ran(finished_run):
+    """The run-level config.yaml and report.md's "Resolved config" hold each stage's own config (issue 32):
+    budget, space, method and preset as the stage folders used them, not the sections' defaults."""
+    import re
+
+    import yaml
+
+    out, _ = finished_run
+    record = yaml.safe_load((out / "config.yaml").read_text())
+    for stage in ("evolve", "search", "train"):
+        assert record[stage] == yaml.safe_load((out / stage / "config.yaml").read_text()), stage
+    assert record["evolve"]["budget_madds"] == record["search"]["target_madds"] == 14_000_000
+    assert record["search"]["space"] == str(out / "evolve" / "space.json")
+    assert record["search"]["preset"] == "cifar-small" and record["nse"]["budget_madds"] == 14_000_000
+    report = (out / "report.md").read_text()
+    shown = re.search(r"## Resolved config\n\n```yaml\n(.*?)```", report, flags=re.DOTALL).group(1)
+    assert yaml.safe_load(shown) == record
+
+
+def test_run_record_of_a_manual_space_run_names_the_manual_space(tmp_path):
+    from autospace.pipeline import recorded_run_config, stage_configs
+
+    config = load_run_config(None, OVERRIDES + ["space_method=manual", "search_method=spos"])
+    record = recorded_run_config(config, tmp_path)
+    _, search, train = stage_configs(config, tmp_path)
+    assert record.search == search and record.train == train
+    assert (record.search.space, record.search.method, record.search.preset, record.search.target_madds) == (
+        "manual", "spos", "cifar-small", 14_000_000)
+    assert stage_configs(record, tmp_path) == stage_configs(config, tmp_path)  # resuming from the record

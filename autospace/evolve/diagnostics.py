@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-CHANCE_MARGIN = 0.05  # held-out top-1 within this of chance counts as "at chance"
+# The thresholds and their wording live with the reports (below evolve), which state them too.
+from autospace.report.fitness_signal import (  # noqa: F401
+    CHANCE_MARGIN, heldout_verdict, persistence_threshold, persistence_verdict)
 
 
 def pearson(pairs_sums: Sequence[float]) -> float | None:
@@ -88,27 +90,34 @@ def fitness_spread(layers_fitness: Sequence[Sequence[float]]) -> float | None:
     return sum(spreads) / len(spreads) if spreads else None
 
 
-def persistence_threshold(pairs: int) -> float:
-    """The correlation a run must beat to call its fitness changes persistent: two standard errors
-    of a correlation of zero over `pairs` pairs (about 1 / sqrt(n) each), one-sided p < 0.025."""
-    return 2.0 / math.sqrt(pairs) if pairs > 0 else math.inf
+def _more(value) -> str:
+    return f"{value * 2:g}"
 
 
 def noise_warning(heldout_top1: float | None, num_classes: int, persistence: float | None, pairs: int,
                   config) -> str | None:
-    """One line when the diagnostics say the fitness is noise, naming the numbers and what helps."""
+    """One line when the diagnostics say the fitness is noise, naming the numbers and what helps
+    (each setting's value now, and one to try)."""
     chance = 1.0 / num_classes
     reasons = []
-    if heldout_top1 is not None and heldout_top1 < chance + CHANCE_MARGIN:
-        reasons.append(f"the supernet's held-out top-1 is {100 * heldout_top1:.1f}% (chance {100 * chance:.0f}%)")
-    threshold = persistence_threshold(pairs)
-    if persistence is None or not persistence > threshold:
-        shown = "n/a" if persistence is None else f"{persistence:+.2f}"
-        reasons.append(f"fitness changes do not persist between windows (correlation {shown} over {pairs} "
-                       f"cells; signal needs > {min(threshold, 1.0):.2f})")
+    above_chance, top1 = heldout_verdict(heldout_top1, chance)
+    if not above_chance:
+        reasons.append(f"the supernet's held-out top-1 is {top1}")
+    persistent, figure = persistence_verdict(persistence, pairs)
+    if not persistent:
+        reasons.append(f"fitness changes do not persist between windows (correlation {figure})"
+                       if persistence_threshold(pairs) is not None and persistence is not None
+                       else f"the persistence of fitness changes is {figure}")
     if not reasons:
         return None
+    helps = [f"more epochs (now {config.epochs}; try {_more(config.epochs)})"]
+    if config.candidates_per_layer > 2:
+        helps.append(f"fewer candidates per layer (candidates_per_layer now {config.candidates_per_layer}; "
+                     f"try {max(2, config.candidates_per_layer // 2)})")
+    helps.append(f"a longer uniform warm-up (warmup_epochs now {config.warmup_epochs:g}; "
+                 f"try {_more(config.warmup_epochs) if config.warmup_epochs else '1'})")
+    if config.train_subset is not None:
+        helps.append(f"more training images (train_subset now {config.train_subset}; try "
+                     f"{_more(config.train_subset)}, or all)")
     return ("the fitness looks like noise: " + "; ".join(reasons) + ". The space reflects the budget band and "
-            f"the prior more than learning. What helps: more epochs (epochs={config.epochs}), fewer candidates "
-            f"per layer (candidates_per_layer={config.candidates_per_layer}), a longer uniform warm-up "
-            f"(warmup_epochs={config.warmup_epochs}), more training images (train_subset={config.train_subset})")
+            "the prior more than learning. What helps: " + ", ".join(helps))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.errors import AutospaceError
+from autospace.report.markdown import data_label, read_optional_yaml, run_notices
 
 STAGE_MARKERS = {"evolve": "history.jsonl", "search": "search.jsonl", "train": "metrics.jsonl"}
 CSS = """
@@ -36,6 +37,9 @@ td.number { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 .note { color: #777; font-style: italic; }
 .headline { font-size: 1.15em; background: #f0f4fa; padding: 8px 12px; border-left: 4px solid #4c72b0; }
+.warning { font-size: 1.05em; background: #fff4e0; padding: 8px 12px; border-left: 4px solid #d98200; }
+.wide { overflow-x: auto; }
+.wide img { max-width: none; }
 """
 
 
@@ -64,6 +68,7 @@ def summarize_run(run_dir: Path, label: str | None = None) -> dict:
     else:
         kind = str(space)
     evolve_space = (read_optional_json(evolve / "space.json") if evolve else None) or {}
+    train_config = (read_optional_yaml(train / "config.yaml") if train else None) or {}
     times = {"evolve": evolve_space.get("metadata", {}).get("wall_time_s"),
              "search": result.get("wall_time_s"), "train": metrics.get("wall_time_s")}
     return {
@@ -72,6 +77,7 @@ def summarize_run(run_dir: Path, label: str | None = None) -> dict:
         "madds": metrics.get("madds", result.get("madds")), "params": metrics.get("params", result.get("params")),
         "validation_accuracy": result.get("validation_accuracy"), "test_top1": metrics.get("test_top1"),
         "wall_time_s": sum(value for value in times.values() if value) or None, "times": times,
+        "data": data_label(metrics.get("data"), train_config.get("data_dir")),
     }
 
 
@@ -247,6 +253,16 @@ def _note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
+def _warning(kind: str, text: str) -> str:
+    return f'<p class="warning"><b>{html.escape(kind)}:</b> {html.escape(text[0].upper() + text[1:])}</p>'
+
+
+def _wide_img(png: bytes, alt: str) -> str:
+    """A picture shown at its own size (scrolling sideways when wider than the page), so its text is
+    as large as it was drawn."""
+    return f'<div class="wide">{_img(png, alt)}</div>'
+
+
 def _madds(value) -> str:
     return "-" if value is None else f"{value / 1e6:.2f}M"
 
@@ -284,7 +300,7 @@ def _evolve_section(run_dir: Path) -> list[str]:
     metadata = (read_optional_json(space_path) or {}).get("metadata", {}) if space_path.is_file() else {}
     diagnostics, summary = metadata.get("fitness_diagnostics") or {}, metadata.get("space_madds")
     if diagnostics.get("warning"):
-        parts.append(_note(f"Warning: {diagnostics['warning']}"))
+        parts.append(_warning("Warning (evolve)", diagnostics["warning"]))
     if summary:
         parts.append(f"<p>Networks of the learned space cost {summary['cheapest_over_budget']:.2f}x (cheapest), "
                      f"{summary['uniform_mean_over_budget']:.2f}x (uniform mean) and "
@@ -295,7 +311,7 @@ def _evolve_section(run_dir: Path) -> list[str]:
     if space_path.is_file():
         parts += ["<h3>Learned space</h3>", "<p>Per layer, the candidate cells kept, best first "
                   "(fitness, MAdds at that layer, expansion and aggregation).</p>",
-                  _img(render(space_path, "png", dpi=100), "learned search space")]
+                  _wide_img(render(space_path, "png", dpi=110), "learned search space")]
     else:
         parts.append(_note("The evolution has not finished: no space.json yet."))
     return parts
@@ -365,13 +381,17 @@ def _train_section(run_dir: Path) -> list[str]:
 
 
 def _run_section(run_dir: Path, summary: dict, anchor: str) -> list[str]:
+    notices = run_notices(stage_dir(run_dir, "evolve"), stage_dir(run_dir, "search"))
     parts = [f'<h2 id="{anchor}">Run {html.escape(summary["name"])}</h2>',
              f"<p>Folder: <code>{html.escape(str(run_dir.resolve()))}</code></p>"]
     if summary["test_top1"] is not None:
         parts.append(f'<p class="headline">Test top-1 <b>{summary["test_top1"]:.2f}%</b> with '
                      f'{_madds(summary["madds"])} MAdds (target {_madds(summary["target_madds"])}), '
                      f'{_number(summary["params"])} params; {html.escape(summary["space"])} space, '
-                     f'{html.escape(str(summary["method"]))} search.</p>')
+                     f'{html.escape(str(summary["method"]))} search; {html.escape(summary["data"])}.'
+                     f'{" Read the notes below: they qualify this result." if notices else ""}</p>')
+    for kind, text in notices:
+        parts.append(_warning(kind, text))
     times = summary["times"]
     parts.append(_table(["stage", "wall time"], [[stage, "skipped or unfinished" if seconds is None
                                                   else f"{seconds / 60:.1f} min ({seconds:.0f} s)"]
@@ -380,11 +400,11 @@ def _run_section(run_dir: Path, summary: dict, anchor: str) -> list[str]:
               + _train_section(run_dir))
     configs = [path for path in (run_dir / "config.yaml",) if path.is_file()] or sorted(
         path for stage in STAGE_MARKERS if (path := (stage_dir(run_dir, stage) or run_dir) / "config.yaml").is_file())
-    parts.append("<h3>Resolved config</h3>")
+    parts.append("<h3>Resolved config</h3>")  # folded: the record, not the reading
     if not configs:
         parts.append(_note("No config.yaml in this run folder."))
     for path in dict.fromkeys(configs):
-        parts.append(f"<details open><summary><code>{html.escape(str(path.relative_to(run_dir)))}</code></summary>"
+        parts.append(f"<details><summary><code>{html.escape(str(path.relative_to(run_dir)))}</code></summary>"
                      f"<pre>{html.escape(path.read_text(encoding='utf-8'))}</pre></details>")
     return parts
 

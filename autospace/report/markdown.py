@@ -20,6 +20,40 @@ def _fitting_sentence(result: dict) -> str:
     return f" Note: {fitted_network_note(result['argmax_madds'], result['target_madds'])}."
 
 
+def data_label(name: str | None, data_dir: str | None) -> str:
+    """The data set as a reader should know it: our CIFAR-10 copy (cifar10_jpeg.npz, JPEG quality 75,
+    a few points below the original) is named as such; a resized set says its size."""
+    from autospace.data.registry import find_cifar10_source, resolve_data_dir
+
+    if not name:
+        return "data set"
+    base, _, size = str(name).partition("@")
+    label = base
+    if base.lower() in ("cifar10", "cifar-10"):
+        label = "CIFAR-10"
+        try:
+            found = find_cifar10_source(resolve_data_dir(data_dir))
+        except OSError:
+            found = None
+        if found is not None and found[0] == "cifar10_jpeg_npz":
+            label = "CIFAR-10 (JPEG q75 copy)"
+    return f"{label}, {size.removesuffix('px')}x{size.removesuffix('px')} px" if size.endswith("px") else label
+
+
+def run_notices(evolve_dir: Path | None, search_dir: Path | None) -> list[tuple[str, str]]:
+    """What a reader must see first, as (kind, text): the DEA's noise warning and the search's fitting note."""
+    notices = []
+    space = read_optional_json(evolve_dir / "space.json") if evolve_dir else None
+    warning = ((space or {}).get("metadata", {}).get("fitness_diagnostics") or {}).get("warning")
+    if warning:
+        notices.append(("Warning (evolve)", warning[0].upper() + warning[1:]))
+    result = (read_optional_json(search_dir / "result.json") if search_dir else None) or {}
+    fitting = _fitting_sentence(result).strip().removeprefix("Note: ")
+    if fitting:
+        notices.append(("Note (search)", fitting[0].upper() + fitting[1:]))
+    return notices
+
+
 def stage_times(out: Path) -> dict[str, float | None]:
     space = read_optional_json(out / "evolve" / "space.json")
     result = read_optional_json(out / "search" / "result.json")
@@ -31,22 +65,36 @@ def stage_times(out: Path) -> dict[str, float | None]:
     }
 
 
+def _percent(fraction) -> str:
+    return "-" if not isinstance(fraction, (int, float)) else f"{100 * fraction:.2f}%"
+
+
+def read_optional_yaml(path: Path) -> dict | None:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
 def write_run_report(out: str | Path) -> Path:
     from autospace.arch.codec import load_arch
 
     out = Path(out)
-    lines = [f"# autospace run: {out.name}", ""]
+    lines = [f"# autospace run: {out.resolve().name}", ""]
     times = stage_times(out)
     metrics = read_optional_json(out / "train" / "metrics.json") or {}
     result = read_optional_json(out / "search" / "result.json") or {}
     if metrics:
-        lines += [f"**Test top-1: {metrics['test_top1']:.2f}%** ({metrics.get('data', 'data set')}; "
+        train_config = read_optional_yaml(out / "train" / "config.yaml") or {}
+        lines += [f"**Test top-1: {metrics['test_top1']:.2f}%** "
+                  f"({data_label(metrics.get('data'), train_config.get('data_dir'))}; "
                   f"params {metrics['params']:,}, MAdds {metrics['madds'] / 1e6:.2f}M "
                   f"against a target of {result.get('target_madds', 0) / 1e6:.1f}M).", ""]
-    space = read_optional_json(out / "evolve" / "space.json") or {}
-    warning = space.get("metadata", {}).get("fitness_diagnostics", {}).get("warning")
-    if warning:
-        lines += [f"**Warning (evolve):** {warning}", ""]
+    for kind, text in run_notices(out / "evolve", out / "search"):
+        lines += [f"**{kind}:** {text}", ""]
     lines += ["## Stages", "", "| stage | wall time |", "| --- | --- |"]
     for stage, seconds in times.items():
         lines.append(f"| {stage} | {'skipped' if seconds is None else f'{seconds / 60:.1f} min ({seconds:.0f} s)'} |")
@@ -66,18 +114,22 @@ def write_run_report(out: str | Path) -> Path:
         records = [r for r in read_jsonl(out / "search" / "search.jsonl")]
         lines += ["## Found network", "",
                   f"Search: {result.get('method')} in the {Path(str(result.get('space'))).name if result.get('space') else ''} "
-                  f"space; held-out accuracy during search {result.get('validation_accuracy')}; "
-                  f"{len(records)} log records.", "",
+                  f"space; held-out accuracy of the found network during search "
+                  f"{_percent(result.get('validation_accuracy'))}; {len(records)} log records.", "",
                   f"Params {cost.params:,}; MAdds {cost.madds:,} ({cost.madds / 1e6:.2f}M, "
                   f"{100 * cost.madds / result['target_madds']:.0f}% of the target)."
                   + _fitting_sentence(result), "",
+                  "Layers are numbered as in the learned space (the searchable layers, from 0); the first "
+                  "block of the skeleton is fixed (not searched) and shown as `fixed`.", "",
                   "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
         if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18): stated beside MAdds
             lines[-2:-2] = [f"Predicted latency {result['predicted_latency_ms']:.3f} ms against a target of "
                             f"{result['target_latency_ms']:.3f} ms ({100 * result['latency_over_target']:.0f}%), "
                             f"from the latency table.", ""]
+        searchable = iter(range(len(network.layers)))
         for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
-            lines.append(f"| {slot.index} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
+            number = next(searchable) if slot.searchable else "fixed"
+            lines.append(f"| {number} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
                          f"`{block_to_string(layer.block)}` | {layer_cost.madds / 1e6:.2f}M |")
         lines.append("")
     if metrics:

@@ -156,14 +156,14 @@ def space_figure(space: SearchSpace):
     for index, (slot, candidates) in enumerate(zip(slots, space.layers)):
         top = height - index * row_height
         axes.text(0.1, top - row_height / 2, f"layer {index}\n{slot.in_channels}->{slot.out_channels}  s{slot.stride}"
-                  f"\n{slot.input_size}px", fontsize=9, ha="left", va="center")
+                  f"\n{slot.input_size}px", fontsize=10, ha="left", va="center")
         for rank, candidate in enumerate(candidates, start=1):
             x = label_width + (rank - 1) * (cell_width + gap)
             bottom = top - row_height + 0.1
             caption = _candidate_caption(rank, candidate, block_cost(candidate.block, slot).madds)
-            axes.text(x + cell_width / 2, top - 0.05, caption, fontsize=7.5, ha="center", va="top")
+            axes.text(x + cell_width / 2, top - 0.05, caption, fontsize=8.5, ha="center", va="top")
             if isinstance(candidate.block, CellBlock):
-                draw_cell_on_axes(axes, candidate.block.cell, x, bottom, cell_width, font_size=6.5)
+                draw_cell_on_axes(axes, candidate.block.cell, x, bottom, cell_width, font_size=9.5, short_names=True)
             else:
                 _text_box(axes, x + 0.3, bottom + 0.3, cell_width - 0.6, cell_height - 0.6,
                           _block_label(candidate.block), font_size=9 if not isinstance(candidate.block, MultiBranch)
@@ -177,8 +177,8 @@ def space_figure(space: SearchSpace):
     axes.axis("off")
     budget = space.metadata.get("budget_madds")
     suffix = f", budget {budget / 1e6:.1f}M MAdds" if budget else ""
-    figure.suptitle(f"search space {space.name!r}: {len(space.layers)} layers{suffix}", fontsize=11)
-    add_operator_legend(figure, font_size=7)
+    figure.suptitle(f"search space {space.name!r}: {len(space.layers)} layers{suffix}", fontsize=13)
+    add_operator_legend(figure, font_size=9, rows=2)
     return figure
 
 
@@ -236,7 +236,7 @@ def network_figure(network: Network):
     figure.suptitle(f"network: {len(network.layers)} layers, {total.params:,} params, "
                     f"{total.madds / 1e6:.2f}M MAdds, {network.resolution}px input", fontsize=10)
     if any(cell is not None for *_, cell, _ in rows):
-        add_operator_legend(figure, font_size=6)
+        add_operator_legend(figure, font_size=8.5)
         # the legend sits at the bottom; leave it room below the strip
         axes.set_position((0.01, 0.35 / (height * inch + 1.0), 0.98, height * inch / (height * inch + 1.0)))
     return figure

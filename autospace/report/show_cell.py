@@ -55,7 +55,8 @@ def _trim(points, start_radius: float, end_radius: float):
 
 
 def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: float = LAYOUT_WIDTH,
-                      font_size: float = 9.0, labels: bool = True, title: str | None = None) -> None:
+                      font_size: float = 9.0, labels: bool = True, title: str | None = None,
+                      short_names: bool | None = None) -> None:
     """Draw `cell` into the box [x, x + width] x [y, y + width * LAYOUT_HEIGHT / LAYOUT_WIDTH] of `axes`.
 
     The axes must have an equal aspect ratio (node circles stay round); the
@@ -95,7 +96,8 @@ def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: f
                           bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.9))
 
     io_half = (0.32 * scale, 0.2 * scale)
-    io_labels = labels and font_size >= 8  # thumbnails give e in their caption instead
+    short = font_size < 8 if short_names is None else short_names  # thumbnails: short operator names
+    io_labels = labels and not short  # thumbnails give e in their caption instead
     edge(point("in"), point(0), 0.0, "black", f"1x1 e{cell.expansion}" if io_labels else "",
          start_radius=io_half[0])
     edge(point(3), point("out"), 0.0, "black", "1x1" if io_labels else "", end_radius=io_half[0])
@@ -103,7 +105,7 @@ def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: f
         if op == "zero":
             continue
         faded = (source, target) not in live
-        name = OPERATOR_SHORT[op] if font_size < 8 else op
+        name = OPERATOR_SHORT[op] if short else op
         edge(point(source), point(target), EDGE_BENDS[(source, target)], OPERATOR_COLORS[op],
              name if labels else "", alpha=0.3 if faded else 1.0, style=":" if faded else "-")
 
@@ -127,7 +129,7 @@ def draw_cell_on_axes(axes, cell: Cell, x: float = 0.0, y: float = 0.0, width: f
                   va="bottom", zorder=5)
 
 
-def add_operator_legend(figure, font_size: float = 8.0) -> None:
+def add_operator_legend(figure, font_size: float = 8.0, rows: int = 1) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -135,7 +137,8 @@ def add_operator_legend(figure, font_size: float = 8.0) -> None:
     handles.append(Line2D([], [], color="#7f7f7f", linewidth=1.5, linestyle=":", alpha=0.5,
                           label="dead edge (off every 0->3 path)"))
     handles.append(Patch(facecolor="#e8dcf4", edgecolor="black", linewidth=0.5, label="concat node"))
-    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=font_size, frameon=False)
+    figure.legend(handles=handles, loc="lower center", ncol=-(-len(handles) // rows), fontsize=font_size,
+                  frameon=False)
 
 
 def cell_figure(cell: Cell):

@@ -34,13 +34,17 @@ def write_space_table(path: Path, space: SearchSpace) -> None:
                   f"({latency['costliest_over_target']:.2f}x).", ""]
     diagnostics = space.metadata.get("fitness_diagnostics")
     if diagnostics:
-        top1, persistence = diagnostics.get("heldout_top1"), diagnostics.get("persistence")
-        lines += [f"Is the fitness signal? Supernet held-out top-1 "
-                  f"{'n/a' if top1 is None else f'{100 * top1:.1f}%'} (chance {100 * diagnostics['chance']:.0f}%), "
-                  f"persistence of fitness changes "
-                  f"{'n/a' if persistence is None else f'{persistence:+.2f}'} (signal: > 0).", ""]
+        from autospace.report.fitness_signal import heldout_verdict, persistence_verdict
+
+        _, top1 = heldout_verdict(diagnostics.get("heldout_top1"), diagnostics["chance"])
+        _, persistence = persistence_verdict(diagnostics.get("persistence"), diagnostics.get("persistence_pairs", 0))
+        lines += [f"Is the fitness signal? Supernet held-out top-1 {top1}; persistence of fitness changes "
+                  f"{persistence}.", ""]
         if diagnostics.get("warning"):
             lines += [f"**Warning:** {diagnostics['warning']}", ""]
+    tiers = space.metadata.get("layer_cost_tiers")
+    if tiers:  # issue 27: each layer's cost range against the manual space's, and the steps behind each block
+        lines += [cost_range_table(space, tiers), ""]
     lines += ["| layer | in->out, stride | rank | block | fitness | trained steps | MAdds | params |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for index, (slot, candidates) in enumerate(zip(space.slots(), space.layers)):
@@ -52,6 +56,23 @@ def write_space_table(path: Path, space: SearchSpace) -> None:
             lines.append(f"| {index if rank == 1 else ''} | {shape} | {rank} | `{block_to_string(candidate.block)}` "
                          f"| {fitness} | {trained} | {cost.madds / 1e6:.2f}M | {cost.params:,} |")
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def cost_range_table(space: SearchSpace, tiers: list) -> str:
+    """Per layer: the cost tiers the population spanned, the listed blocks' MAdds range against the manual
+    space's (k3e3 to k7e6 inverted residuals) and the fewest weight steps behind a listed block."""
+    from autospace.arch.blocks import InvertedResidual
+
+    rows = ["| layer | cost tiers (MAdds) | listed blocks | manual k3e3 .. k7e6 | fewest trained steps |",
+            "| --- | --- | --- | --- | --- |"]
+    for index, (slot, candidates, layer_tiers) in enumerate(zip(space.slots(), space.layers, tiers)):
+        costs = [block_cost(candidate.block, slot).madds for candidate in candidates]
+        steps = [c.trained_iterations for c in candidates if c.trained_iterations is not None]
+        manual = [block_cost(InvertedResidual(kernel=k, expansion=e), slot).madds for k, e in ((3, 3), (7, 6))]
+        rows.append(f"| {index} | " + ", ".join(f"{low / 1e6:.2f}-{high / 1e6:.2f}M" for low, high in layer_tiers)
+                    + f" | {len(costs)}: {min(costs) / 1e6:.2f}-{max(costs) / 1e6:.2f}M | "
+                      f"{manual[0] / 1e6:.2f} .. {manual[1] / 1e6:.2f}M | {min(steps) if steps else 'n/a'} |")
+    return "\n".join(rows)
 
 
 def fitness_traces(history_path: Path, space: SearchSpace) -> list[dict[str, list[tuple[int, float]]]]:
@@ -75,30 +96,40 @@ def fitness_traces(history_path: Path, space: SearchSpace) -> list[dict[str, lis
 def write_fitness_plot(path: Path, history_path: Path, space: SearchSpace) -> None:
     import io
 
-    import matplotlib
+    buffer = io.BytesIO()
+    fitness_figure(history_path, space).savefig(buffer, format="png", dpi=FITNESS_PLOT_DPI)
+    atomic_write_bytes(path, buffer.getvalue())
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+FITNESS_PLOT_DPI = 110
+
+
+def fitness_figure(history_path: Path, space: SearchSpace):
+    """One panel per layer: the fitness of its final top cells over the regenerations."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     traces = fitness_traces(history_path, space)
-    columns = min(4, len(traces))
+    # Two columns, legends under each panel with the cells' full names: legible when report.html shows
+    # the picture about 1,150 px wide.
+    columns = min(2, len(traces))
     rows = -(-len(traces) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
+    figure = Figure(figsize=(5.6 * columns, 4.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
     for index, layer in enumerate(traces):
         axis = axes[index // columns][index % columns]
         for rank, (name, points) in enumerate(layer.items(), start=1):
             if points:
                 xs, ys = zip(*points)
-                axis.plot(xs, ys, marker=".", label=f"#{rank} {name[5:30] if name.startswith('cell[') else name}")
-        axis.set_title(f"layer {index}", fontsize=9)
-        axis.tick_params(labelsize=7)
-        axis.legend(fontsize=5, loc="best")
+                shown = name[5:-1] if name.startswith("cell[") and name.endswith("]") else name
+                axis.plot(xs, ys, marker=".", label=f"#{rank} {shown}")
+        axis.set_title(f"layer {index}", fontsize=11)
+        axis.set_xlabel("regeneration", fontsize=9)
+        axis.set_ylabel("fitness (alpha)", fontsize=9)
+        axis.tick_params(labelsize=9)
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # regenerations
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=8.5, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     for index in range(len(traces), rows * columns):
         axes[index // columns][index % columns].axis("off")
-    figure.supxlabel("regeneration")
-    figure.supylabel("fitness (alpha)")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    return figure

@@ -9,6 +9,11 @@ the trained network. None of the exported files needs autospace to run:
 - `state_dict`  a folder with `model_state.pt` and a generated `model.py` that only
                 imports torch; its parameter names equal `NetworkModule`'s, so
                 `load_state_dict(strict=True)` takes the trained weights as they are.
+
+Every export carries the input the network expects (mean, std, resolution, class names, input
+layout and dtype; `autospace.data.preprocessing`): in the ONNX file's metadata_props, in the
+TorchScript file as the extra file `export.json`, in model.py as constants with a `preprocess`
+function, and beside the file(s) as `export.json`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import json
 import uuid
 import warnings
 from pathlib import Path
@@ -23,14 +29,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autospace.arch import CellBlock, InvertedResidual, MultiBranch, Network, canonical, load_arch
-from autospace.arch.ops import EDGES, INNER_NODES
-from autospace.runtime.atomic import atomic_write_bytes, atomic_write_text
+from autospace.arch import Network, load_arch
 from autospace.errors import AutospaceError
+from autospace.export_source import block_spec, layer_specs, plain_pytorch_source  # noqa: F401 (public here too)
 from autospace.nn import build_network
-from autospace.nn.blocks import irb_mid_channels
-from autospace.nn.cell import cell_mid_channels
-from autospace.nn.operators import squeeze_excite_channels
+from autospace.runtime.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 EXPORT_FORMATS = ("onnx", "torchscript", "state_dict")
 ONNX_OPSET = 17
@@ -103,7 +106,8 @@ def export_model(run_dir: str | Path, format: str, out: str | Path | None = None
     with torch.no_grad():
         expected = module(example)
     writer = {"onnx": _export_onnx, "torchscript": _export_torchscript, "state_dict": _export_state_dict}[format]
-    found = writer(network, module, example, out)
+    description = export_description(network, find_preprocessing(weights.parent))
+    found = writer(network, module, example, out, description)
     difference = (found - expected).abs().max().item()
     if not difference <= TOLERANCE[format]:
         raise RuntimeError(f"the {format} export of {run_dir} differs from the trained network by "
@@ -120,7 +124,8 @@ def _require_onnx():
                              "pip install onnx onnxruntime") from None
 
 
-def _export_onnx(network: Network, module: nn.Module, example: torch.Tensor, out: Path) -> torch.Tensor:
+def _export_onnx(network: Network, module: nn.Module, example: torch.Tensor, out: Path,
+                 description: dict) -> torch.Tensor:
     import onnx
     import onnxruntime
 
@@ -132,32 +137,40 @@ def _export_onnx(network: Network, module: nn.Module, example: torch.Tensor, out
         torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
-    data = buffer.getvalue()
-    onnx.checker.check_model(onnx.load_from_string(data))
-    atomic_write_bytes(out, data)
+    model = onnx.load_from_string(buffer.getvalue())
+    # every value a string, as metadata_props holds them; lists and dicts as JSON
+    onnx.helper.set_model_props(model, {key: value if isinstance(value, str) else json.dumps(value)
+                                        for key, value in description.items()})
+    onnx.checker.check_model(model)
+    atomic_write_bytes(out, model.SerializeToString())
+    _write_description(out.parent, description)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     return torch.from_numpy(session.run(None, {"input": example.numpy()})[0])
 
 
-def _export_torchscript(network: Network, module: nn.Module, example: torch.Tensor, out: Path) -> torch.Tensor:
+def _export_torchscript(network: Network, module: nn.Module, example: torch.Tensor, out: Path,
+                        description: dict) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but still the one self-contained format
         with torch.no_grad():
             traced = torch.jit.trace(module, example, check_trace=False)  # verified below
         buffer = io.BytesIO()
-        torch.jit.save(traced, buffer)
+        torch.jit.save(traced, buffer, _extra_files={"export.json": json.dumps(description, indent=1)})
         atomic_write_bytes(out, buffer.getvalue())
+        _write_description(out.parent, description)
         loaded = torch.jit.load(str(out), map_location="cpu")
         with torch.no_grad():
             return loaded(example)
 
 
-def _export_state_dict(network: Network, module: nn.Module, example: torch.Tensor, out: Path) -> torch.Tensor:
+def _export_state_dict(network: Network, module: nn.Module, example: torch.Tensor, out: Path,
+                       description: dict) -> torch.Tensor:
     state = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(out / "model_state.pt", buffer.getvalue())
-    atomic_write_text(out / "model.py", plain_pytorch_source(network))
+    atomic_write_text(out / "model.py", plain_pytorch_source(network, description))
+    _write_description(out, description)
     generated = _import_file(out / "model.py")
     rebuilt = generated.build_model()
     rebuilt.load_state_dict(torch.load(out / "model_state.pt", map_location="cpu", weights_only=True), strict=True)
@@ -172,248 +185,50 @@ def _import_file(path: Path):
     return generated
 
 
-# ---- the plain-PyTorch model.py ------------------------------------------------------
+# ---- what the input must be ---------------------------------------------------------
 
-def block_spec(block, slot) -> dict:
-    """One block at its slot as plain data: everything `model.py` needs to build its module."""
-    shape = {"in_channels": slot.in_channels, "out_channels": slot.out_channels, "stride": slot.stride}
-    if block.is_empty():
-        return {"kind": "skip", **shape}
-    if isinstance(block, InvertedResidual):
-        return {"kind": "irb", **shape, "kernel": block.kernel, "expansion": block.expansion,
-                "mid_channels": irb_mid_channels(block, slot.in_channels),
-                "dilation": block.dilation, "activation": block.activation,
-                "se_channels": squeeze_excite_channels(slot.in_channels) if block.squeeze_excite else 0}
-    if isinstance(block, CellBlock):
-        cell = canonical(block.cell)
-        return {"kind": "cell", **shape, "mid_channels": cell_mid_channels(cell, slot.in_channels),
-                "edges": [[source, target, op] for (source, target), op in zip(EDGES, cell.ops) if op != "zero"],
-                "concat_nodes": [node for node in range(1, INNER_NODES) if cell.uses_concat_projection(node)]}
-    if isinstance(block, MultiBranch):
-        return {"kind": "multi", **shape, "branches": [block_spec(branch, slot) for branch in block.branches]}
-    raise TypeError(f"not a block: {block!r}")
+def find_preprocessing(train_dir: Path) -> dict | None:
+    """The preprocessing record of a train run folder: metrics.json's (autospace.train records it); for
+    a folder trained before that, rebuilt from its config.yaml's data set; None when neither can tell."""
+    from autospace.runtime.atomic import read_optional_json
 
+    try:
+        recorded = (read_optional_json(train_dir / "metrics.json") or {}).get("preprocessing")
+    except AutospaceError:
+        recorded = None
+    if recorded:
+        return recorded
+    if not (train_dir / "config.yaml").is_file():
+        return None
+    from autospace.data import load_dataset
+    from autospace.data.preprocessing import preprocessing_record
+    from autospace.runtime.config import load_saved_config
+    from autospace.train.config import TrainConfig
 
-def layer_specs(network: Network) -> list[dict]:
-    """Each layer as plain data (`block_spec`)."""
-    return [block_spec(layer.block, slot) for layer, slot in zip(network.layers, network.slots())]
-
-
-def plain_pytorch_source(network: Network) -> str:
-    """The text of a self-contained `model.py` (imports only torch) that builds `network`."""
-    settings = {key: getattr(network, key) for key in (
-        "in_channels", "resolution", "stem_channels", "stem_stride", "head_channels", "num_classes",
-        "activation", "dropout")}
-    layers = "".join(f"    {spec!r},\n" for spec in layer_specs(network))
-    summary = "".join(f"    {line}\n" for line in network.describe())
-    return (_TEMPLATE.replace("@SUMMARY@", summary.rstrip("\n"))
-            .replace("@NETWORK@", repr(settings)).replace("@LAYERS@", layers))
+    try:
+        config = load_saved_config(TrainConfig, train_dir)
+        return preprocessing_record(load_dataset(config.data, config.data_dir, config.image_size))
+    except AutospaceError:
+        return None
 
 
-_TEMPLATE = '''"""A network exported by autospace, in plain PyTorch (this file imports only torch).
-
-    from model import load_model
-    model = load_model()          # builds the network, loads model_state.pt beside this file, eval mode
-    logits = model(images)        # images: float (N, C, H, W), normalised as in training
-
-Layers (index, channels, stride, input size, block):
-@SUMMARY@
-"""
-
-import os
-
-import torch
-from torch import nn
-
-NETWORK = @NETWORK@
-
-LAYERS = [
-@LAYERS@]
+def export_description(network: Network, preprocessing: dict | None) -> dict:
+    """export.json: what a user needs to feed the exported network raw images."""
+    preprocessing = preprocessing or {}
+    unknown = None if preprocessing else ("this run folder does not record its preprocessing (trained before "
+                                          "autospace recorded it, and its data set could not be loaded)")
+    return {
+        "format": "autospace.export/1", "input_name": "input", "output_name": "logits",
+        "input_layout": "NCHW", "input_dtype": "uint8",
+        "model_input_dtype": "float32 (the raw uint8 images after the normalisation below)",
+        "resolution": network.resolution, "channels": network.in_channels,
+        "channel_order": preprocessing.get("channel_order"),
+        "mean": preprocessing.get("mean"), "std": preprocessing.get("std"),
+        "normalisation": preprocessing.get("normalisation", "unknown"), "resize": preprocessing.get("resize"),
+        "num_classes": network.num_classes, "class_names": preprocessing.get("class_names"),
+        "data": preprocessing.get("data"), **({"unknown": unknown} if unknown else {}),
+    }
 
 
-def activation(name):
-    if name is None:
-        return nn.Identity()
-    if name == "relu6":
-        return nn.ReLU6(inplace=True)
-    if name == "swish":
-        return nn.SiLU(inplace=True)
-    raise ValueError(f"unknown activation {name!r}")
-
-
-class ConvBNAct(nn.Sequential):
-    """Conv (no bias, same padding) -> BatchNorm -> activation."""
-
-    def __init__(self, in_channels, out_channels, kernel=1, stride=1, groups=1, act="relu6", dilation=1):
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel, stride, dilation * (kernel - 1) // 2,
-                      dilation=dilation, groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels),
-            activation(act),
-        )
-
-
-class SqueezeExcite(nn.Module):
-    def __init__(self, channels, reduced_channels, act):
-        super().__init__()
-        self.reduce = nn.Conv2d(channels, reduced_channels, 1)
-        self.activation = activation(act)
-        self.expand = nn.Conv2d(reduced_channels, channels, 1)
-
-    def forward(self, x):
-        scale = x.mean((2, 3), keepdim=True)
-        return x * self.expand(self.activation(self.reduce(scale))).sigmoid()
-
-
-class InvertedResidual(nn.Module):
-    """[1x1 expand] -> kxk depthwise -> [squeeze-excite] -> 1x1 project (+ residual)."""
-
-    def __init__(self, spec):
-        super().__init__()
-        mid, act = spec["mid_channels"], spec["activation"]
-        self.has_residual = spec["stride"] == 1 and spec["in_channels"] == spec["out_channels"]
-        self.expand = ConvBNAct(spec["in_channels"], mid, 1, act=act) if spec["expansion"] != 1 else None
-        self.depthwise = ConvBNAct(mid, mid, spec["kernel"], spec["stride"], groups=mid, act=act,
-                                   dilation=spec["dilation"])
-        self.squeeze_excite = SqueezeExcite(mid, spec["se_channels"], act) if spec["se_channels"] else None
-        self.project = ConvBNAct(mid, spec["out_channels"], 1, act=None)
-
-    def forward(self, x):
-        out = x if self.expand is None else self.expand(x)
-        out = self.depthwise(out)
-        if self.squeeze_excite is not None:
-            out = self.squeeze_excite(out)
-        out = self.project(out)
-        return out + x if self.has_residual else out
-
-
-class StridedIdentity(nn.Module):
-    def forward(self, x):
-        return nn.functional.avg_pool2d(x, 2, 2, ceil_mode=True)
-
-
-def edge_operator(op, channels, stride):
-    if op == "conv1x1":
-        return ConvBNAct(channels, channels, 1, stride)
-    if op == "conv3x3":
-        return ConvBNAct(channels, channels, 3, stride)
-    if op == "dwconv3x3":
-        return ConvBNAct(channels, channels, 3, stride, groups=channels)
-    if op == "identity":
-        return nn.Identity() if stride == 1 else StridedIdentity()
-    raise ValueError(f"unknown edge operator {op!r}")
-
-
-class Cell(nn.Module):
-    """1x1 input conv (node 0) -> DAG of edges over nodes 0..3 -> 1x1 output conv (+ residual).
-
-    A node sums its incoming edges, or concatenates them and projects back with a 1x1 conv;
-    edges leaving node 0 carry the layer's stride.
-    """
-
-    def __init__(self, spec):
-        super().__init__()
-        mid, stride = spec["mid_channels"], spec["stride"]
-        self.has_residual = stride == 1 and spec["in_channels"] == spec["out_channels"]
-        self.input_conv = ConvBNAct(spec["in_channels"], mid, 1)
-        self.edges = nn.ModuleDict()
-        for source, target, op in spec["edges"]:
-            self.edges[f"{source}->{target}"] = edge_operator(op, mid, stride if source == 0 else 1)
-        self.projections = nn.ModuleDict()
-        for node in spec["concat_nodes"]:
-            fan_in = sum(1 for _, target, _ in spec["edges"] if target == node)
-            self.projections[str(node)] = ConvBNAct(fan_in * mid, mid, 1, act=None)
-        self.output_conv = ConvBNAct(mid, spec["out_channels"], 1, act=None)
-        self.plan = [(node, [(f"{s}->{t}", s) for s, t, _ in spec["edges"] if t == node]) for node in (1, 2, 3)]
-
-    def forward(self, x):
-        nodes = {0: self.input_conv(x)}
-        for node, incoming in self.plan:
-            inputs = [self.edges[key](nodes[source]) for key, source in incoming]
-            if not inputs:
-                continue
-            if str(node) in self.projections:
-                nodes[node] = self.projections[str(node)](torch.cat(inputs, dim=1))
-            else:
-                total = inputs[0]
-                for extra in inputs[1:]:
-                    total = total + extra
-                nodes[node] = total
-        out = self.output_conv(nodes[3])
-        return out + x if self.has_residual else out
-
-
-class Skip(nn.Module):
-    """A layer that computes nothing: only its residual (the input) remains."""
-
-    def forward(self, x):
-        return x
-
-
-class MultiBranch(nn.Module):
-    """Several blocks on the same input; the output is the mean of theirs (each adds its own
-    residual where shapes allow, so the mean carries the identity once)."""
-
-    def __init__(self, spec):
-        super().__init__()
-        self.branches = nn.ModuleList(build_layer(branch) for branch in spec["branches"])
-
-    def forward(self, x):
-        total = self.branches[0](x)
-        for branch in self.branches[1:]:
-            total = total + branch(x)
-        return total / len(self.branches) if len(self.branches) > 1 else total
-
-
-def build_layer(spec):
-    if spec["kind"] == "multi":
-        return MultiBranch(spec)
-    if spec["kind"] == "irb":
-        return InvertedResidual(spec)
-    if spec["kind"] == "cell":
-        return Cell(spec)
-    if spec["kind"] == "skip":
-        return Skip()
-    raise ValueError(f"unknown layer kind {spec['kind']!r}")
-
-
-class ExportedNetwork(nn.Module):
-    """Stem -> layers -> head (1x1 conv) -> global average pool -> dropout -> linear classifier."""
-
-    def __init__(self, network=NETWORK, layers=LAYERS):
-        super().__init__()
-        act = network["activation"]
-        self.stem = ConvBNAct(network["in_channels"], network["stem_channels"], 3, network["stem_stride"], act=act)
-        self.layers = nn.ModuleList(build_layer(spec) for spec in layers)
-        last = layers[-1]["out_channels"]
-        head = network["head_channels"]
-        self.head = ConvBNAct(last, head, 1, act=act) if head else nn.Identity()
-        self.dropout = nn.Dropout(network["dropout"]) if network["dropout"] > 0 else nn.Identity()
-        self.classifier = nn.Linear(head if head else last, network["num_classes"])
-
-    def forward(self, x):
-        x = self.stem(x)
-        for layer in self.layers:
-            x = layer(x)
-        x = self.head(x).mean((2, 3))
-        return self.classifier(self.dropout(x))
-
-
-def build_model():
-    return ExportedNetwork(NETWORK, LAYERS)
-
-
-def load_model(path=None, map_location="cpu"):
-    """The network with the weights of `path` (default: model_state.pt beside this file), in eval mode."""
-    if path is None:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_state.pt")
-    model = build_model()
-    model.load_state_dict(torch.load(path, map_location=map_location, weights_only=True), strict=True)
-    return model.eval()
-
-
-if __name__ == "__main__":
-    model = load_model()
-    size = NETWORK["resolution"]
-    print(model(torch.randn(1, NETWORK["in_channels"], size, size)).shape)
-'''
+def _write_description(folder: Path, description: dict) -> None:
+    atomic_write_json(folder / "export.json", description)

@@ -141,7 +141,7 @@ def test_torchscript_and_plain_pytorch_exports_run_without_autospace(tmp_path):
         scripted = export_model(run, "torchscript")
         state_dir = export_model(run, "state_dict", out=tmp_path / f"{kind}-plain")
         assert scripted == run / "export" / "model.torchscript.pt" and scripted.is_file()
-        assert sorted(p.name for p in state_dir.iterdir()) == ["model.py", "model_state.pt"]
+        assert sorted(p.name for p in state_dir.iterdir()) == ["export.json", "model.py", "model_state.pt"]
         imports = [line for line in (state_dir / "model.py").read_text().splitlines()
                    if line.startswith(("import ", "from "))]
         assert imports == ["import os", "import torch", "from torch import nn"]

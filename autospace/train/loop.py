@@ -32,6 +32,7 @@ import torch.nn.functional as functional
 from autospace.arch import Network, arch_to_dict, save_arch
 from autospace.cost import network_cost
 from autospace.data import ImageDataset, apply_augmentation, draw_augmentation, epoch_batches, normalize_batch
+from autospace.data.preprocessing import preprocessing_record
 from autospace.errors import AutospaceError
 from autospace.nn import build_network
 from autospace.runtime.atomic import atomic_torch_save, atomic_write_json, atomic_write_text
@@ -209,6 +210,7 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
         "train_images": data.train_count,
         "test_images": data.test_count,
         "data": dataset.name,
+        "preprocessing": preprocessing_record(dataset),  # what an export tells its users (autospace.export)
         "device": str(device),
         "precision": "fp32" if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
         "channels_last": channels_last,

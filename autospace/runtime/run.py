@@ -162,11 +162,11 @@ class Run:
         return bool(self.config.progress) and self.is_main
 
     def progress(self, total: int, initial: int = 0, desc: str | None = None, **options):
-        """A progress bar (a silent one unless `show`), closed by `close`."""
-        from tqdm import tqdm
+        """A progress bar (a silent one unless `show`; plain lines when stderr is not a terminal), closed
+        by `close`."""
+        from autospace.runtime.progress import open_progress
 
-        bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, file=sys.stderr,
-                   disable=not self.show, **options)
+        bar = open_progress(total, initial, desc, show=self.show, file=sys.stderr, **options)
         self._bars.append(bar)
         return bar
 

@@ -46,8 +46,24 @@ def _shortcut_overrides(args: argparse.Namespace, names: tuple[str, ...]) -> lis
     for name in names:
         value = getattr(args, name, None)
         if value is not None:
+            if name == "data_dir":
+                _require_existing_data_dir(value)
             overrides.append(f"{name}={value}")
     return overrides + list(args.overrides)
+
+
+def _require_existing_data_dir(text: str) -> None:
+    """A --data-dir that does not exist is a typo far more often than a wish to download there: said
+    before anything (the data folder, a run folder) is created."""
+    path = Path(text).expanduser()
+    try:
+        exists = path.exists()
+    except (OSError, ValueError):  # a name the OS cannot look up
+        exists = False
+    if not exists:
+        raise AutospaceError(f"--data-dir {text} does not exist; give the folder (or file) that holds the data, "
+                             f"e.g. the folder of cifar10_jpeg.npz (to download CIFAR-10 into a new folder, "
+                             f"create it first)")
 
 
 def _resumed_config(cls, run_dir: Path, overrides: list[str]):

@@ -1,9 +1,11 @@
-"""MAdds figures on the command line (issue 32): a plain number too small for any network is a
-figure written without its unit."""
+"""Command-line input checked before anything is made (issue 32): a MAdds figure without its unit,
+a mistyped --data-dir."""
 
 from __future__ import annotations
 
 import pytest
+
+from pathlib import Path
 
 from autospace.cli import main
 from autospace.cost.units import parse_madds
@@ -28,3 +30,15 @@ def test_the_cli_refuses_it_before_making_a_run_folder(tmp_path, capsys):
     assert "did you mean 15M?" in capsys.readouterr().err and not out.exists()
     assert main(["search", "--space", "manual", "--target-madds", "15", "--out", str(out)]) == 2
     assert "did you mean 15M?" in capsys.readouterr().err and not out.exists()
+
+
+def test_a_mistyped_data_dir_creates_neither_it_nor_a_run_folder(tmp_path, capsys):
+    """Issue 32: checked before anything is made (the data folder a download would create, the run folder)."""
+    typo, out = tmp_path / "shraed" / "data", tmp_path / "run"
+    arch = str(Path(__file__).resolve().parents[1] / "configs" / "archs" / "cifar_small.json")
+    for command in (["train", arch], ["run"], ["evolve"],
+                    ["search", "--space", "manual"]):
+        assert main([*command, "--data-dir", str(typo), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--data-dir {typo} does not exist" in err and len(err.strip().splitlines()) == 1
+        assert not typo.exists() and not typo.parent.exists() and not out.exists()

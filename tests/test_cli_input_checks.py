@@ -32,8 +32,9 @@ def test_the_cli_refuses_it_before_making_a_run_folder(tmp_path, capsys):
     assert "did you mean 15M?" in capsys.readouterr().err and not out.exists()
 
 
-def test_a_mistyped_data_dir_creates_neither_it_nor_a_run_folder(tmp_path, capsys):
+def test_a_mistyped_data_dir_creates_neither_it_nor_a_run_folder(tmp_path, capsys, monkeypatch):
     """Issue 32: checked before anything is made (the data folder a download would create, the run folder)."""
+    monkeypatch.setenv("AUTOSPACE_NO_DOWNLOAD", "1")  # were the check missing: fail, never download
     typo, out = tmp_path / "shraed" / "data", tmp_path / "run"
     arch = str(Path(__file__).resolve().parents[1] / "configs" / "archs" / "cifar_small.json")
     for command in (["train", arch], ["run"], ["evolve"],

@@ -111,6 +111,17 @@ def test_rescoring_recalibrates_each_cell_so_order_does_not_matter():
     assert measured_pick(rows)["arch_str"] == "c"
 
 
+def test_recalibration_images_come_from_every_class_of_a_sorted_split():
+    from autospace.nb201.rescore import random_subset
+
+    labels = torch.arange(10).repeat_interleave(100)  # sorted by class, as the CIFAR-10 copy's split is
+    chosen = random_subset(torch.arange(1000), 200, seed=0)
+    assert chosen.numel() == 200 and chosen.unique().numel() == 200
+    assert labels[chosen].bincount(minlength=10).min() >= 5
+    assert torch.equal(chosen, random_subset(torch.arange(1000), 200, seed=0))
+    assert random_subset(torch.arange(5), 200, seed=0).numel() == 5
+
+
 def test_search_picks_the_best_rescored_cell(tmp_path):
     from autospace.nb201 import search_nb201
 

@@ -23,16 +23,24 @@ def _normalised(stream: BatchStream, indices: torch.Tensor) -> torch.Tensor:
     return normalize_batch(stream.images[indices], stream.mean, stream.std)
 
 
+def random_subset(indices: torch.Tensor, count: int, seed: int) -> torch.Tensor:
+    """`count` of `indices` (all, if fewer) drawn at random with `seed`: a split's indices may be sorted
+    by class (the CIFAR-10 copy's are), so its first images would all be one class."""
+    order = torch.randperm(indices.numel(), generator=torch.Generator().manual_seed(seed))
+    return indices[order[:max(1, min(count, indices.numel()))].to(indices.device)]
+
+
 @torch.no_grad()
 def rescore_cells(supernet, cells: list[Nb201Cell], train: BatchStream, held_out: BatchStream,
                   recalibration_images: int, held_out_images: int | None = None,
-                  recalibration_batch: int = 128) -> list[dict]:
+                  recalibration_batch: int = 128, seed: int = 0) -> list[dict]:
     """Per cell: {"arch_str", "accuracy" (held-out top-1, %), "loss"} under `supernet`'s weights, BN
-    recalibrated on the first `recalibration_images` training images (fixed order); the supernet's
-    BN running statistics are left as the last cell's."""
-    recalibration_indices = train.indices[:max(1, min(recalibration_images, train.indices.numel()))]
+    recalibrated on `recalibration_images` training images drawn at random with `seed` (the same for
+    every cell); the supernet's BN running statistics are left as the last cell's."""
+    recalibration_indices = random_subset(train.indices, recalibration_images, seed)
     recalibration = [_normalised(train, chunk) for chunk in recalibration_indices.split(recalibration_batch)]
-    evaluated = held_out.indices if held_out_images is None else held_out.indices[:held_out_images]
+    evaluated = held_out.indices if held_out_images is None else random_subset(held_out.indices, held_out_images,
+                                                                                 seed + 1)
     chunks = [(_normalised(held_out, chunk), held_out.labels[chunk]) for chunk in evaluated.split(EVALUATION_CHUNK)]
     was_training = supernet.training
     rows = []

@@ -104,7 +104,7 @@ def rescore_population(config: Nb201Config, result: dict, cells: list[Nb201Cell]
     from autospace.nb201.rescore import rescore_cells
 
     return rescore_cells(result["supernet"], cells, result["train_stream"], result["validation_stream"],
-                         config.recalibration_images, config.rescore_images)
+                         config.recalibration_images, config.rescore_images, seed=config.seed + 11)
 
 
 def naswot_scores(config: Nb201Config, cells: list[Nb201Cell]) -> list[float]:

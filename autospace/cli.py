@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from autospace.errors import AutospaceError, DiskFullError
+from autospace.runtime.parsing import ascii_float, ascii_int
 
 
 def _preset_names(*sections: str) -> str:
@@ -31,10 +32,10 @@ def _add_common_run_options(parser: argparse.ArgumentParser, config_help: str) -
                                            "else ~/.cache/autospace/data)")
     parser.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
     parser.add_argument("--precision", help="auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16")
-    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--seed", type=ascii_int, help="random seed")
     parser.add_argument("--tensorboard", action="store_const", const="true",
                         help="also write TensorBoard scalars (RUN_DIR/tensorboard; pip install tensorboard)")
-    parser.add_argument("--skip-nonfinite", type=int, metavar="N",
+    parser.add_argument("--skip-nonfinite", type=ascii_int, metavar="N",
                         help="skip up to N steps whose loss or gradient is not finite (no update), stop at the "
                              "next one; default 0: the first non-finite epoch loss stops the run. N > 0 checks "
                              "every step, one device sync per step")
@@ -305,9 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     profile = commands.add_parser("profile", help="params, MAdds and latency of an arch.json")
     profile.add_argument("arch", help="path to arch.json")
-    profile.add_argument("--resolution", type=int, help="input resolution (default: the network's)")
+    profile.add_argument("--resolution", type=ascii_int, help="input resolution (default: the network's)")
     profile.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
-    profile.add_argument("--repeats", type=int, default=20, help="timed forward passes per batch size")
+    profile.add_argument("--repeats", type=ascii_int, default=20, help="timed forward passes per batch size")
     profile.add_argument("--json", action="store_true", help="print one JSON line")
     profile.add_argument("--latency-table", help="a latency table of this device: print its predicted latency "
                                                  "beside the measured one (at the table's batch size and threads)")
@@ -326,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     evolve.add_argument("--out", help="run folder to create")
     evolve.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     evolve.add_argument("--pool", help="nse: a space.json whose cells join the operator pool")
-    evolve.add_argument("--target-latency-ms", type=float, help="latency target (with --latency-table): nse's "
+    evolve.add_argument("--target-latency-ms", type=ascii_float, help="latency target (with --latency-table): nse's "
                                                                 "squared term; autospace's per-layer latency bands")
     evolve.add_argument("--latency-table", help="latency table for --target-latency-ms (autospace: with the open "
                                                 "space's cell components, `autospace latency-table open:PRESET`)")
@@ -376,13 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", metavar="RUN_DIR", help="a train run folder or an `autospace run` folder")
     export.add_argument("--format", required=True, choices=("onnx", "torchscript", "state_dict"))
     export.add_argument("-o", "--output", help="file (folder for state_dict); default RUN_DIR/.../export/")
-    export.add_argument("--batch-size", type=int, default=1, help="batch of the example input")
+    export.add_argument("--batch-size", type=ascii_int, default=1, help="batch of the example input")
     export.set_defaults(handler=_command_export)
 
     importer = commands.add_parser("import-config", help="a ProxylessNAS / Once-for-All net.config as arch.json")
     importer.add_argument("config_file", metavar="NET_CONFIG")
     importer.add_argument("-o", "--output", required=True, help="arch.json to write")
-    importer.add_argument("--resolution", type=int, default=224, help="input resolution")
+    importer.add_argument("--resolution", type=ascii_int, default=224, help="input resolution")
     importer.set_defaults(handler=_command_import_config)
 
     train = commands.add_parser("train", help="train a network from an arch.json")

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from autospace.errors import AutospaceError
+from autospace.runtime.parsing import ascii_float, ascii_int
 
 
 def _command_latency_table(args: argparse.Namespace) -> int:
@@ -50,28 +51,28 @@ def add_latency_table_parser(commands) -> None:
                              "pool), open:PRESET (the open space's cell components, for the DEA's latency caps) or "
                              "a space.json / run folder")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--batch-size", type=int, default=1, help="images per timed pass (default 1)")
+    parser.add_argument("--batch-size", type=ascii_int, default=1, help="images per timed pass (default 1)")
     parser.add_argument("-o", "--output", required=True,
                         help="table to write; an existing one of the same device and batch size is extended")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=ascii_int, default=1,
                         help="CPU threads while timing (default 1: least disturbed by other jobs)")
-    parser.add_argument("--repeats", type=int, default=50, help="timed passes per entry (the median is kept)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed passes before them")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--repeats", type=ascii_int, default=50, help="timed passes per entry (the median is kept)")
+    parser.add_argument("--warmup", type=ascii_int, default=10, help="untimed passes before them")
+    parser.add_argument("--rounds", type=ascii_int, default=3,
                         help="passes over all probe networks (each entry pools its samples from every round)")
     parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast; CUDA)")
     parser.add_argument("--statistic", default="min", choices=("min", "median"),
                         help="the figure of each entry predictions use: min (default; other jobs on a shared "
                              "machine only add time) or median (a quiet, dedicated device)")
-    parser.add_argument("--resolution", type=int, help="input resolution (default: the space's)")
-    parser.add_argument("--num-classes", type=int, help="classes of the head (default: the space's)")
+    parser.add_argument("--resolution", type=ascii_int, help="input resolution (default: the space's)")
+    parser.add_argument("--num-classes", type=ascii_int, help="classes of the head (default: the space's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=_command_latency_table)
 
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
     """--target-latency-ms, --latency-table, --target-params of `search` and `run` (issue 18)."""
-    parser.add_argument("--target-latency-ms", type=float,
+    parser.add_argument("--target-latency-ms", type=ascii_float,
                         help="latency budget in ms, predicted from --latency-table; the search aims at it and "
                              "treats the MAdds (and params) targets as caps")
     parser.add_argument("--latency-table", help="latency table of the target device (autospace latency-table); "

@@ -11,7 +11,10 @@ from autospace.arch.network import Network
 from autospace.cost import network_cost
 from autospace.nn import build_network
 from autospace.errors import AutospaceError
-from autospace.runtime.memory import require_parameters_fit
+from autospace.runtime.memory import require_network_fits, require_parameters_fit
+
+# The most timed passes a profile takes per batch size: beyond it the median no longer moves.
+MAX_REPEATS = 100_000
 
 
 def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], device: torch.device,
@@ -38,8 +41,9 @@ def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], dev
 def profile(network: Network, device: str | torch.device = "cpu", resolution: int | None = None,
             batch_sizes: tuple[int, ...] = (1, 64), repeats: int = 20, autocast_dtype=None) -> dict:
     """Analytic params/MAdds and measured latency at each batch size."""
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer >= 1 (timed passes per batch size)")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer in [1, {MAX_REPEATS:,}] (timed passes "
+                             f"per batch size)")
     for batch in batch_sizes:
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise AutospaceError(f"batch size {batch!r} must be an integer >= 1")
@@ -48,6 +52,7 @@ def profile(network: Network, device: str | torch.device = "cpu", resolution: in
     device = torch.device(device)
     cost = network_cost(network)
     require_parameters_fit(cost.params, device, "the network")
+    require_network_fits(network, max(batch_sizes), device, "the network", training=False)
     model = build_network(network).to(device)
     model.train(False)
     model = model.to(memory_format=torch.channels_last)  # NHWC is faster on CUDA and CPU alike

@@ -122,7 +122,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
                    f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume",
                    stop_after={"checkpoints": stop_after_checkpoints})
     if resume and load_rotating_checkpoint(out, CHECKPOINT_FORMAT) is None:
-        raise AutospaceError(f"{out} holds no NSE checkpoint to resume; start a new run with --out")
+        run.keep_log("history.jsonl", 0)  # killed before its first checkpoint: it starts afresh in the folder
     session = open_session(run)
     device, dist = session.device, session.distributed  # under torchrun: same draws everywhere, rank 0 writes
     dataset = session.dataset

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from autospace.errors import AutospaceError
+from autospace.runtime.parsing import ascii_int
 
 
 def _config(args: argparse.Namespace):
@@ -65,7 +66,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="override one setting (repeatable), e.g. channels=8 cells_per_stage=1 image_size=16")
     parser.add_argument("--data-dir", help="folder holding cifar10 and nb201/ (default: $AUTOSPACE_DATA)")
     parser.add_argument("--table", help="NB201 table CSV (default: DATA_DIR/nb201/nb201_cifar10_valid.csv)")
-    parser.add_argument("--seed", type=int, help="random seed")
+    parser.add_argument("--seed", type=ascii_int, help="random seed")
     parser.add_argument("--device", help="auto (CUDA if present), cpu, cuda or cuda:N")
 
 

@@ -41,17 +41,78 @@ def save_rotating_checkpoint(run_dir: str | Path, state: dict, format_tag: str) 
     atomic_torch_save(run_dir / NEWEST, {"format": format_tag, **state})
 
 
+# What a run killed (or stopped by bad input) before its first checkpoint may leave in its folder: its
+# recipe, the inputs it copied, logs that no checkpoint covers, temporaries. Nothing a rerun would lose,
+# so a new run with --out RUN_DIR may start afresh there (`require_new_run_dir`). A checkpoint or a
+# finished output (space.json, result.json, metrics.json, model.pt, reports, rank.json, ...) is no leftover.
+LEFTOVER_FILES = ("config.yaml", "arch.json", "hardware.json", "cells.txt")
+LEFTOVER_SUFFIXES = (".jsonl",)
+LEFTOVER_FOLDERS = ("tensorboard",)
+STAGE_FOLDERS = ("evolve", "search", "train")  # `autospace run`'s stages: each one leftovers only, or refused
+
+
+def _is_probe(name: str) -> bool:
+    """The lock file and the files of a write check or an atomic write, of this or a killed process."""
+    return name == LOCK_NAME or name.startswith(".autospace-write-test.") or (name.startswith(".")
+                                                                               and name.endswith(".tmp"))
+
+
+def restart_leftovers(run_dir: Path) -> list[Path] | None:
+    """The entries of `run_dir` a new run removes before starting afresh there, when everything in it is
+    left over from a run killed (or stopped by bad input) before its first checkpoint; None when it holds
+    anything else (a checkpoint, a finished output, a file autospace did not write)."""
+    found = []
+    for entry in run_dir.iterdir():
+        name = entry.name
+        if _is_probe(name) and not entry.is_dir():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            if name in LEFTOVER_FOLDERS:
+                found.append(entry)
+                continue
+            inner = restart_leftovers(entry) if name in STAGE_FOLDERS else None
+            if inner is None:
+                return None
+            found.append(entry)
+        elif entry.is_file() and (name in LEFTOVER_FILES or name.endswith(LEFTOVER_SUFFIXES)):
+            found.append(entry)
+        else:
+            return None
+    return found
+
+
+def _was_autospace_run(run_dir: Path) -> bool:
+    """A folder an autospace run opened: it holds the run lock file or an autospace config.yaml."""
+    if (run_dir / LOCK_NAME).exists():
+        return True
+    try:
+        with open(run_dir / "config.yaml", encoding="utf-8", errors="replace") as file:
+            return "(autospace " in file.readline()
+    except OSError:
+        return False
+
+
 def require_new_run_dir(run_dir: Path) -> None:
-    """A new run must not mix its files with another run's, and must be able to write its folder."""
+    """A new run must not mix its files with another run's, and must be able to write its folder.
+
+    A folder that holds only what a run killed (or stopped by bad input) before its first checkpoint leaves
+    (`restart_leftovers`) is taken as new: those files are removed and the run starts afresh there, the same
+    for every command (train, search, evolve autospace and nse, run, nb201 rank and search)."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise AutospaceError(f"run folder {run_dir} is a file; choose a folder path")
     # Another process of the same torchrun job may be probing the folder (require_writable_folder) right now.
     # The lock file is this run's own (run_lock.py: taken before this check by a new run's entry point).
-    if run_dir.is_dir() and any(not entry.name.startswith(".autospace-write-test.") and entry.name != LOCK_NAME
-                                for entry in run_dir.iterdir()):
-        raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
-                             f"or choose another (new or empty) folder")
+    if run_dir.is_dir() and any(not _is_probe(entry.name) for entry in run_dir.iterdir()):
+        leftovers = restart_leftovers(run_dir) if _was_autospace_run(run_dir) else None
+        if leftovers is None:
+            raise AutospaceError(f"run folder {run_dir} is not empty; pass --resume to continue the run in it, "
+                                 f"or choose another (new or empty) folder")
+        require_writable_folder(run_dir)
+        import shutil
+
+        for entry in leftovers:  # a killed run's recipe and logs: the new run writes its own
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
     require_writable_folder(run_dir)  # fail now, not after the data set is loaded
 
 

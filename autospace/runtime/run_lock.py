@@ -44,20 +44,37 @@ def run_folder_lock(run_dir: str | os.PathLike, create: bool = True):
         return
     run_dir = Path(run_dir)
     key = run_dir.resolve()
+    created = False
     if key in _held:
         _held[key][1] += 1
     else:
+        created = create and not run_dir.exists()
         handle = _acquire(run_dir, create)
         if handle is None:
             yield
             return
         _held[key] = [handle, 1]
+    failed = True
     try:
         yield
+        failed = False
     finally:
         _held[key][1] -= 1
         if _held[key][1] == 0:
             os.close(_held.pop(key)[0])  # closing the descriptor drops the flock
+            if failed and created:
+                _remove_if_only_the_lock(run_dir)
+
+
+def _remove_if_only_the_lock(run_dir: Path) -> None:
+    """A new run that failed before writing anything (bad input found after the folder was made) leaves
+    no folder behind: a rerun with corrected input finds none in its way."""
+    try:
+        if [entry.name for entry in run_dir.iterdir()] == [LOCK_NAME]:
+            (run_dir / LOCK_NAME).unlink()
+            run_dir.rmdir()
+    except OSError:
+        pass
 
 
 def _acquire(run_dir: Path, create: bool) -> int | None:
@@ -82,13 +99,15 @@ def _acquire(run_dir: Path, create: bool) -> int | None:
         raise AutospaceError(f"run folder {run_dir} is in use by process {holder} (it holds {run_dir / LOCK_NAME}); "
                              f"wait for that run to end or stop it, then --resume {run_dir}") from None
     os.ftruncate(handle, 0)
-    os.write(handle, f"{os.getpid()}\n".encode())
+    os.pwrite(handle, f"{os.getpid()}\n".encode(), 0)  # at offset 0 whatever the descriptor's position
     return handle
 
 
 def _read_holder(handle: int) -> str:
+    """The holder's process id: the first line of the lock file (named once, whatever else the file holds)."""
     try:
-        text = os.pread(handle, 32, 0).decode("ascii", "replace").strip()
+        text = os.pread(handle, 32, 0).decode("ascii", "replace")
     except OSError:
         text = ""
-    return text or "(unknown id)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first if first.isdigit() else "(unknown id)"

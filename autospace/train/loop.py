@@ -41,7 +41,7 @@ from autospace.runtime.compiled import maybe_compile, resolve_compile
 from autospace.runtime.config import config_differences, config_from_dict, config_to_dict
 from autospace.runtime.device import hardware_info
 from autospace.runtime.distributed import all_reduce_sum, average_gradients, shard_batch, sync_batch_layers
-from autospace.runtime.memory import COPIES_FOR_TRAINING, require_parameters_fit
+from autospace.runtime.memory import COPIES_FOR_TRAINING, require_network_fits, require_parameters_fit
 from autospace.runtime.resume import learning_rate_keys
 from autospace.runtime.run import open_run
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, REQUIRED_KEYS
@@ -66,8 +66,9 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                    stop_after={"epoch": stop_after_epoch}, required_keys=REQUIRED_KEYS, weights_only=True,
                    files={"arch.json": lambda path: save_arch(path, network, {"params": cost.params,
                                                                               "madds": cost.madds})},
-                   check_device=lambda device: require_parameters_fit(cost.params, device, "the network",
-                                                                      COPIES_FOR_TRAINING))
+                   check_device=lambda device: (
+                       require_parameters_fit(cost.params, device, "the network", COPIES_FOR_TRAINING),
+                       require_network_fits(network, config.batch_size, device, "the network", training=True)))
     device, dist, guard = run.device, run.distributed, run.guard
     autocast_dtype, channels_last = run.autocast_dtype, run.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format

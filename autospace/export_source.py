@@ -46,7 +46,8 @@ def plain_pytorch_source(network: Network, preprocessing: dict | None = None) ->
     layers = "".join(f"    {spec!r},\n" for spec in layer_specs(network))
     summary = "".join(f"    {line}\n" for line in network.describe())
     constants = {"MEAN": _tuple(preprocessing.get("mean")), "STD": _tuple(preprocessing.get("std")),
-                 "RESOLUTION": network.resolution, "CLASS_NAMES": _tuple(preprocessing.get("class_names"))}
+                 "RESOLUTION": network.resolution, "CLASS_NAMES": _tuple(preprocessing.get("class_names")),
+                 "CHANNEL_ORDER": preprocessing.get("channel_order"), "TRAINED_ON": preprocessing.get("data")}
     return (_TEMPLATE.replace("@SUMMARY@", summary.rstrip("\n"))
             .replace("@NETWORK@", repr(settings)).replace("@LAYERS@", layers)
             .replace("@CONSTANTS@", "".join(f"{name} = {value!r}\n" for name, value in constants.items())))
@@ -63,7 +64,7 @@ _TEMPLATE = '''"""A network exported by autospace, in plain PyTorch (this file i
     logits = model(preprocess(images))        # images: uint8 (N, C, H, W) or (C, H, W), channels as trained
     names = [CLASS_NAMES[i] for i in logits.argmax(1)]
 
-The input: uint8 images, channels first (NCHW), in the channel order and of the data set below;
+The input: uint8 images, channels first (NCHW), in CHANNEL_ORDER, like those of TRAINED_ON;
 `preprocess` area-resizes them to RESOLUTION x RESOLUTION when they differ, then normalises
 x = (image / 255 - MEAN) / STD per channel, in float32 (MEAN, STD in [0, 1] units). None means the
 run folder did not record it (trained before autospace recorded preprocessing).

@@ -23,7 +23,8 @@ def persistence_verdict(persistence: float | None, pairs: int) -> tuple[bool, st
         return False, "not measured (no cell was in the supernet in two consecutive windows)"
     if persistence is None:
         return False, f"not defined over {pairs} cells (too few, or no change varied)"
-    return persistence > threshold, f"{persistence:+.2f} over {pairs} cells, where signal needs > {min(threshold, 1.0):.2f}"
+    return (persistence > threshold,
+            f"{persistence:+.2f} over {pairs} cells, where signal needs > {min(threshold, 1.0):.2f}")
 
 
 def heldout_verdict(heldout_top1: float | None, chance: float) -> tuple[bool, str]:

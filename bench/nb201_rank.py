@@ -2,11 +2,13 @@
 
 Draws `--cells` cells (seeded by `--draw-seed`) uniformly from the non-empty rows
 of the NB201 table, trains the tied DEA supernet over exactly those cells and
-prints one JSON line: Spearman and Kendall of the learned fitness vs
-`cifar10_valid`, and of #params (the baseline) on the same cells. Rerunning with
-the same --out resumes the run.
+prints one JSON line: Spearman, Kendall and the mean `cifar10_valid` of the top
+10 cells for the learned fitness (mean over windows; `fitness_last`: the final
+value), the re-scored held-out accuracy under the shared weights, #params and
+NASWOT (the baselines), and their rank averages, all on the same cells.
+Rerunning with the same --out resumes the run.
 
-    # the CPU proxy measured in docs/results (about an hour on one core):
+    # the CPU proxy measured in docs/results (about 40 minutes on one core):
     OMP_NUM_THREADS=1 python bench/nb201_rank.py --cells 100 --config cpu --out runs/nb201_rank
 """
 

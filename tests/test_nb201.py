@@ -310,3 +310,4 @@ def test_bench_scripts_print_one_json_line(tmp_path, script):
     else:
         assert record["random"]["evaluated"] == record["dea"]["evaluated"] and "rank" in record["dea"]
         assert record["params"]["evaluated"] == record["dea"]["evaluated"] and "valid" in record["dea"]["fitness_pick"]
+        assert {"rescored", "params", "naswot", "rescored+params+naswot"} <= set(record["rescored"]["pick_valid"])

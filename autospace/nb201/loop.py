@@ -10,6 +10,11 @@ on alpha, so nothing normalises the factor away). Every N weight steps the
 fitness goes back to the population with momentum (Eq. 5); in search mode
 tournament winners are then mutated into children and the oldest or weakest
 leave. Every N steps the run checkpoints; `resume` continues bit for bit.
+
+Comparable training (issue 29): `weight_sampling=fair` trains every member once per shuffled
+round (trained steps differ by at most one; a new round after each regeneration); each write-back
+after warm-up is a window, and the fitness compared (tournaments, departures, the fitness pick) is
+the mean over a member's windows, with at least `min_windows` of them before it can win.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from autospace.cost.nb201 import nb201_network_cost
 from autospace.data.registry import resolve_data_dir
 from autospace.errors import AutospaceError
 from autospace.nb201.loop import can_win, mean_fitness, proxy_description, run_tied_dea
-from autospace.nb201.report import compare_scores, with_combinations
+from autospace.nb201.report import compare_scores, top_mean, with_combinations
 from autospace.nb201.config import Nb201Config
 from autospace.nb201.table import TABLE_NAME, Nb201Table, kendall, random_search_floor, spearman
 
@@ -185,7 +185,12 @@ def search_nb201(config: Nb201Config, out: str | Path, resume: bool = False) -> 
         lines.append(random_search_floor(table, len(result["evaluated"]), RANDOM_SEARCH_TRIALS, config.seed))
         lines.append(best_by_params(table, evaluated_cells))
         if rescored:
-            lines.append(rescored_versus_truth(table, rescored))
+            naswot = None
+            if config.naswot:
+                began = time.perf_counter()
+                naswot = naswot_scores(config, [parse_nb201_string(row["arch_str"]) for row in rescored])
+                found["naswot_s"] = round(time.perf_counter() - began, 1)
+            lines.append(rescored_versus_truth(table, rescored, naswot))
     atomic_write_json(out / "found.json", lines)
     return lines
 
@@ -223,9 +228,15 @@ def best_by_params(table: Nb201Table, cells: list[Nb201Cell]) -> dict:
             "valid_mean": round(mean, 3), "valid_std": round(spread, 3)}
 
 
-def rescored_versus_truth(table: Nb201Table, rows: list[dict]) -> dict:
-    """How well the re-scored accuracy ranks the cells it re-scored (a check on the measured pick)."""
+def rescored_versus_truth(table: Nb201Table, rows: list[dict], naswot: list[float] | None = None) -> dict:
+    """How well the re-scored accuracy (and #params, NASWOT, their rank averages) ranks the cells it
+    re-scored, and the validation accuracy of the cell each of them would pick (`pick_valid`)."""
     cells = [parse_nb201_string(row["arch_str"]) for row in rows]
     valid = [table.row(cell).valid for cell in cells]
     scores = {"rescored": [row["accuracy"] for row in rows], "params": [float(table.row(c).params) for c in cells]}
-    return {"method": "rescored-vs-truth", "cells": len(rows), **compare_scores(with_combinations(scores), valid)}
+    if naswot is not None:
+        scores["naswot"] = naswot
+    scores = with_combinations(scores)
+    picks = {name: round(top_mean(score, valid, 1), 3) for name, score in scores.items()}
+    return {"method": "rescored-vs-truth", "cells": len(rows), "pick_valid": picks,
+            **compare_scores(scores, valid)}

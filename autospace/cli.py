@@ -7,7 +7,9 @@ status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -413,6 +415,31 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+# The longest path (PATH_MAX) and folder or file name (NAME_MAX) the OS looks up: a longer one in a flag is
+# refused before anything runs, where Path.exists() would raise "File name too long" deep in a loader.
+MAX_PATH_CHARACTERS, MAX_NAME_BYTES = 4096, 255
+
+
+def require_sane_arguments(args: argparse.Namespace) -> None:
+    """Every text flag and argument (not --set values: the config checks those) is a possible path: one
+    with a NUL byte, longer than 4096 characters or with a name over 255 bytes is refused in one line."""
+    for name, value in vars(args).items():
+        if name == "overrides":
+            continue
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str):
+                continue
+            shown = text if len(text) <= 60 else text[:40] + f"... ({len(text):,} characters)"
+            flag = name.replace("_", "-")
+            if "\x00" in text:
+                raise AutospaceError(f"{flag} {shown!r} holds a NUL byte; give a plain path or name")
+            parts = text.split("/")
+            longest = max(len(os.fsencode(part)) for part in parts)
+            if len(text) > MAX_PATH_CHARACTERS or longest > MAX_NAME_BYTES:
+                raise AutospaceError(f"{flag} {shown!r} is too long for a path or name: at most "
+                                     f"{MAX_PATH_CHARACTERS} characters, {MAX_NAME_BYTES} bytes a folder or file name")
+
+
 def main(argv: list[str] | None = None) -> int:
     import contextlib
     import os
@@ -425,8 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     who = f" (rank {rank})" if rank != 0 else ""
     quiet = open(os.devnull, "w") if rank != 0 else None
     try:
+        require_sane_arguments(args)
         with contextlib.redirect_stdout(quiet) if quiet is not None else contextlib.nullcontext():
             return args.handler(args)
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        # A path the OS cannot even look up (a setting's text, not a flag's: those are checked up front).
+        print(f"autospace: error{who}: a path is too long for this system ({str(error)[:200]}); give a shorter "
+              f"one (at most 255 bytes a folder or file name)", file=sys.stderr)
+        return 2
     except AutospaceError as error:
         # One line whatever the message holds (a library's multi-line text quoted in it, say).
         message = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())

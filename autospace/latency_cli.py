@@ -53,7 +53,8 @@ def add_latency_table_parser(commands) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--batch-size", type=ascii_int, default=1, help="images per timed pass (default 1)")
     parser.add_argument("-o", "--output", required=True,
-                        help="table to write; an existing one of the same device and batch size is extended")
+                        help="table to write; an existing one is extended only when measured under the same "
+                             "conditions (device, its name, torch version, threads, precision, batch size)")
     parser.add_argument("--threads", type=ascii_int, default=1,
                         help="CPU threads while timing (default 1: least disturbed by other jobs)")
     parser.add_argument("--repeats", type=ascii_int, default=50, help="timed passes per entry (the median is kept)")

@@ -159,10 +159,14 @@ def open_table(out, device: str, batch_size: int, threads: int, warmup: int, rep
     dtype, table): the table at `out` to extend (refused when measured under other conditions), or a new one."""
     from autospace.cost.latency import STATISTICS
 
-    for name, value, least in (("batch size", batch_size, 1), ("threads", threads, 1), ("repeats", repeats, 1),
-                               ("warmup", warmup, 0), ("rounds", rounds, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise AutospaceError(f"{name} is {value!r}; it must be an integer >= {least}")
+    from autospace.cost.latency import TABLE_INTEGER_RANGES
+
+    for name, value, (least, most) in (("batch size", batch_size, TABLE_INTEGER_RANGES["batch_size"]),
+                                       ("threads", threads, TABLE_INTEGER_RANGES["threads"]),
+                                       ("repeats", repeats, (1, 100_000)), ("warmup", warmup, (0, 100_000)),
+                                       ("rounds", rounds, (1, 1000))):
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+            raise AutospaceError(f"{name} is {value!r}; it must be an integer in [{least}, {most:,}]")
     if statistic not in STATISTICS:
         raise AutospaceError(f"statistic {statistic!r} is unknown; valid: {', '.join(STATISTICS)}")
     device = resolve_device(device)

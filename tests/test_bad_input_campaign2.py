@@ -52,6 +52,16 @@ def test_a_data_name_longer_than_a_file_name_is_one_line(tmp_path, capsys):
                   "unknown data set")
 
 
+@pytest.mark.parametrize("argv", [
+    ["nb201", "cost", "--cells", "c" * 5000],
+    ["train", ARCH, "--out", "d" * 300, *SYNTHETIC, *QUICK],
+    ["profile", "e" * 300],
+    ["latency-table", "cifar-small", "-o", "f" * 300 + ".json"],
+])
+def test_a_path_too_long_for_the_system_is_one_line(capsys, argv):
+    fails_cleanly(capsys, argv, "too long for a path or name")
+
+
 # ---- 2, 10. learning rates and weight decay out of any sane range ----------------------------------------
 
 @pytest.mark.parametrize("argv_tail, expected", [

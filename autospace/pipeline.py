@@ -69,6 +69,8 @@ def stage_configs(config: RunConfig, out: Path) -> tuple[EvolveConfig | NseConfi
               "tensorboard": config.tensorboard, "image_size": config.image_size}
     learner = config.nse if config.space_method == "nse" else config.evolve
     evolve = replace(learner, budget_madds=config.budget_madds, **shared)
+    if isinstance(evolve, EvolveConfig) and evolve.budget_madds_max is not None:  # the range holds the budget
+        evolve = replace(evolve, budget_madds_max=max(evolve.budget_madds_max, config.budget_madds))
     space = "manual" if config.space_method == "manual" else str(out / "evolve" / "space.json")
     search = replace(config.search, target_madds=config.budget_madds, method=config.search_method,
                      space=space, preset=learner.preset, **shared)

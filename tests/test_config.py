@@ -115,7 +115,13 @@ def test_cpu_run_preset_uses_the_cpu_stage_presets():
     assert run.train == load_config(TrainConfig, "cpu")
 
 
-def test_cpu_wide_preset_is_the_cpu_one_with_wide_bands_and_the_reference_family():
+ISSUE_15_CPU_EVOLVE = dict(  # configs/evolve/cpu.yaml before cost tiers (issue 27): the band recipe
+    data="cifar10", preset="cifar-small", budget_madds=10_000_000, train_subset=20000, population_size=10,
+    candidates_per_layer=2, epochs=16, batch_size=64, warmup_epochs=4, weight_lr=0.05, fitness_lr=0.02,
+    regenerate_every=100, top_k=4, tiers=0, min_windows=0, fitness_average="momentum")
+
+
+def test_cpu_wide_preset_is_the_issue_15_band_recipe_with_wide_bands_and_the_reference_family():
     import dataclasses
 
     from autospace.evolve.config import EvolveConfig
@@ -123,8 +129,16 @@ def test_cpu_wide_preset_is_the_cpu_one_with_wide_bands_and_the_reference_family
 
     cpu, wide = load_run_config("cpu", []), load_run_config("cpu-wide", [])
     assert wide.evolve == load_config(EvolveConfig, "cpu-wide")
-    assert wide.evolve == dataclasses.replace(cpu.evolve, skipped_share=1.0, export_reference_family=True)
+    assert wide.evolve == EvolveConfig(**ISSUE_15_CPU_EVOLVE, skipped_share=1.0, export_reference_family=True)
     assert dataclasses.replace(wide, evolve=cpu.evolve) == cpu
+
+
+def test_cpu_preset_evolves_in_cost_tiers_for_a_budget_range():
+    from autospace.evolve.config import EvolveConfig
+
+    cpu = load_config(EvolveConfig, "cpu")
+    assert cpu.tiers == 3 and cpu.candidates_per_layer == 3 and cpu.min_windows == 2
+    assert (cpu.budget_madds, cpu.budget_madds_max) == (10_000_000, 20_000_000)
 
 
 def test_round_trip_through_yaml(tmp_path):

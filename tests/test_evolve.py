@@ -344,7 +344,8 @@ def test_parse_reference():
 def _config(**changes):
     settings = dict(data="synthetic:384,64", preset="cifar-small", budget_madds=20_000_000, epochs=2,
                     batch_size=32, population_size=6, candidates_per_layer=3, top_k=2,
-                    regenerate_every=4, warmup_epochs=0.5, device="cpu", progress=False)
+                    regenerate_every=4, warmup_epochs=0.5, device="cpu", progress=False,
+                    tiers=0, min_windows=0, fitness_average="momentum")  # the band mode (tests/test_cost_tiers.py: tiers)
     settings.update(changes)
     return EvolveConfig(**settings)
 

@@ -22,7 +22,11 @@ class EvolveConfig:
     data: str = _help("data set: cifar10, fashion-mnist, mnist, synthetic[:TRAIN,TEST] or an ImageFolder path", "cifar10")
     data_dir: str | None = _help("folder holding the data files (default: $AUTOSPACE_DATA)", None)
     preset: str = _help("macro skeleton: cifar, cifar-small or imagenet", "cifar")
-    budget_madds: int = _help("MAdds budget of the final network; sets each layer's cap", 60_000_000)
+    budget_madds: int = _help("MAdds budget of the final network (the low end of the budget range the space "
+                              "serves); with tiers=0 it sets each layer's band", 60_000_000)
+    budget_madds_max: int | None = _help("high end of the budget range the space serves (space.json records "
+                                         "the range and whether networks below and above it exist); None: "
+                                         "budget_madds alone", None)
     reference: str = _help("reference DAG: 'irb' (the inverted residual cell) or a cell string "
                            "like e6-sum:dwconv3x3,zero,zero,zero,identity,zero", "irb")
     train_subset: int | None = _help("use this many training images (stratified); None: all", None)
@@ -35,6 +39,14 @@ class EvolveConfig:
     candidates_per_layer: int = _help("cells per layer in the supernet (M)", 9)
     tournament_size: int = _help("entrants per tournament when picking supernet cells and parents", 3)
     max_distance: int = _help("delta: largest Hamming distance from the reference DAG while constrained", 3)
+    tiers: int = _help(
+        "cost tiers per layer: the population spans the layer's cost range (the cheapest reference-family member "
+        "or manual k3e3 block to the manual k7e6 block or the costliest family member), cut into this many tiers "
+        "of equal MAdds ratio; selection, mutation, removal and export act within a tier, so fitness chooses "
+        "across costs and the search allocates the budget. 0: one MAdds band per layer (cap_slack, cap_floor, "
+        "skipped_share; also used with target_latency_ms)", 3)
+    top_k_per_tier: int = _help("with tiers: learned cells exported per tier (beside every trained "
+                                "reference-family member)", 1)
     cap_slack: float = _help("a layer admits cells in a MAdds band [floor x tau_l, tau_l] placed so that the "
                              "open-space cells in it cost slack x the layer's share of the budget on average "
                              "(1.08: the exported space's uniform-mean network costs about the budget)", 1.08)
@@ -73,6 +85,12 @@ class EvolveConfig:
     max_age: int = _help("an individual older than this (in regenerations) is removed first", 8)
     constrained_fraction: float = _help("share of the run during which d_H <= delta is enforced", 0.5)
 
+    min_windows: int = _help("fitness windows (regenerations with fitness steps) a cell needs before it can be "
+                             "a parent, be removed as the weakest or be exported; cells short of it, or of "
+                             "min_trained_steps, take the supernet's slots first", 2)
+    fitness_average: Literal["windows", "momentum"] = _help(
+        "how a window's fitness joins the population's (Eq. 5): windows = the mean over the cell's windows "
+        "(m = n / (n + 1)); momentum = alpha_pop <- m alpha_old + (1 - m) alpha_new with m = momentum", "windows")
     min_trained_steps: int | None = _help(
         "weight steps a cell needs before it can be a parent, be removed as the weakest or rank among the "
         "exported cells; None: one regeneration window's share, regenerate_every / candidates_per_layer", None)
@@ -112,7 +130,13 @@ class EvolveConfig:
                          "epochs", "batch_size", "fitness_every", "regenerate_every", "top_k", "train_subset")
         require_at_least(self, 2, "candidates_per_layer")
         require_at_least(self, 0, "offspring", "max_age", "warmup_epochs", "weight_decay", "skip_nonfinite",
-                         "min_trained_steps", "diagnostic_paths")
+                         "min_trained_steps", "diagnostic_paths", "tiers", "min_windows")
+        require_at_least(self, 1, "top_k_per_tier", "budget_madds_max")
+        if self.budget_madds_max is not None and self.budget_madds_max < self.budget_madds:
+            raise AutospaceError(f"budget_madds_max ({self.budget_madds_max:,}) is below budget_madds "
+                                 f"({self.budget_madds:,}); the range is [budget_madds, budget_madds_max]")
+        if self.fitness_average not in ("windows", "momentum"):
+            raise AutospaceError(f"fitness_average is {self.fitness_average!r}; valid: windows, momentum")
         require_at_least(self, 1, "diagnostic_batches")
         require_between(self, 0.0, 1.0, "cap_floor", "skipped_share")
         require_between(self, 0.0, 1.0, "momentum", "constrained_fraction", "weight_momentum", "label_smoothing")

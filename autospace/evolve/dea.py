@@ -54,7 +54,9 @@ from autospace.evolve.layer_budget import (
 from autospace.evolve.latency_budget import (
     dea_latency_table, latency_bands, layer_latency_models, space_latency_summary,
 )
-from autospace.evolve.population import LayerPopulation
+from autospace.evolve.cost_tiers import check_tiered_budget, skeleton_tiers, tier_sizes
+from autospace.evolve.population import LayerPopulation, earned
+from autospace.evolve.tiered_population import TieredPopulation
 from autospace.report.space import write_fitness_plot, write_space_table
 from autospace.data import normalize_batch
 from autospace.nn.batchnorm import recalibrate_batch_norm
@@ -153,19 +155,27 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                     distributed=dist)
 
     reference = parse_reference(config.reference)
-    budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor,
-                            config.skipped_share)
-    latency_table, latency_models = None, [None] * len(budgets)
-    if config.target_latency_ms is not None:  # issue 18: latency bands from cell components; MAdds a cap
-        latency_table = dea_latency_table(config.latency_table, skeleton)
-        budgets = latency_bands(skeleton, budgets, latency_table, config.target_latency_ms, reference,
-                                config.cap_slack, config.cap_floor)
-        latency_models = layer_latency_models(latency_table, skeleton)
+    latency_table = None
+    tiered = config.tiers > 0 and config.target_latency_ms is None
+    if tiered:  # issue 27: each layer spans the manual space's cost range, in tiers
+        check_tiered_budget(skeleton, reference, config.budget_madds)
+        populations = [TieredPopulation(slot, tiers, config.max_distance, tier_sizes(config.population_size, tiers))
+                       for slot, tiers in zip(skeleton.searchable_slots(),
+                                              skeleton_tiers(skeleton, reference, config.tiers))]
+    else:  # one MAdds band per layer (and a latency band with a latency target, issue 18)
+        budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor,
+                                config.skipped_share)
+        latency_models = [None] * len(budgets)
+        if config.target_latency_ms is not None:  # latency bands from cell components; MAdds a cap
+            latency_table = dea_latency_table(config.latency_table, skeleton)
+            budgets = latency_bands(skeleton, budgets, latency_table, config.target_latency_ms, reference,
+                                    config.cap_slack, config.cap_floor)
+            latency_models = layer_latency_models(latency_table, skeleton)
+        populations = [LayerPopulation(slot, band, config.max_distance, model)
+                       for slot, band, model in zip(skeleton.searchable_slots(), budgets, latency_models)]
     rng = random.Random(config.seed)                          # population decisions
     sampler = torch.Generator().manual_seed(config.seed + 2)  # gate samples (CPU: no device sync)
     initialiser = torch.Generator().manual_seed(config.seed + 3)  # bank weights, created lazily
-    populations = [LayerPopulation(slot, band, config.max_distance, model)
-                   for slot, band, model in zip(skeleton.searchable_slots(), budgets, latency_models)]
     persistence = FitnessPersistence()
     diagnostic_batches = fixed_diagnostic_batches(images, dataset, train_indices, validation_indices, config,
                                                   channels_last, device)
@@ -178,12 +188,13 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     constrained_steps = int(config.constrained_fraction * total_steps)
 
     def rebuild(uniform: bool):
-        """Pick each layer's supernet cells: uniformly before any fitness exists (a tournament of
-        all-zero fitness would only pick by list position), by tournament afterwards."""
+        """Pick each layer's supernet cells: first those that have not earned their fitness, then
+        uniformly before any fitness exists (a tournament of all-zero fitness would only pick by list
+        position), by tournament afterwards."""
         cells, fitness, counts = [], [], []
         for population in populations:
-            picked = (population.uniform_pick(config.candidates_per_layer, rng) if uniform else
-                      population.tournament(config.candidates_per_layer, config.tournament_size, rng))
+            picked = population.supernet_pick(config.candidates_per_layer, config.tournament_size, rng,
+                                              config.min_steps, config.min_windows, uniform, regeneration)
             chosen = [population.individuals[i] for i in picked]
             cells.append([individual.cell for individual in chosen])
             fitness.append([individual.fitness for individual in chosen])
@@ -198,10 +209,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     step, regeneration, fitness_steps_total = 0, 0, 0
     checkpoint = run.restore()
     if checkpoint is not None:
-        for population, state, (distance, floor, cap) in zip(populations, checkpoint["populations"],
-                                                               checkpoint["bands"]):
+        for population, state, band in zip(populations, checkpoint["populations"], checkpoint["bands"]):
             population.load_state(state)
-            population.max_distance, population.budget = distance, replace(population.budget, floor=floor, cap=cap)
+            population.load_band_state(band)
         for population, (floor, cap) in zip(populations, checkpoint.get("latency_bands", [])):
             population.budget = replace(population.budget, latency_floor=floor, latency_cap=cap)
         persistence.load_state_dict(checkpoint["persistence"], cell_from_dict)
@@ -290,7 +300,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                       for population, layer_cells in zip(populations, cells)]
             persistent = persistence.observe(centred_changes(cells, starts, alphas)) if fitness_steps else None
             for population, layer_cells, layer_alpha, layer_counts in zip(populations, cells, alphas, counts):
-                population.write_back(layer_cells, layer_alpha, layer_counts, config.momentum)
+                population.write_back(layer_cells, layer_alpha, layer_counts, config.momentum,
+                                      window=fitness_steps > 0, average=config.fitness_average)
             heldout = heldout_top1(supernet, diagnostic_batches, config, regeneration, uniform=not fitness_steps_total,
                                    autocast_dtype=autocast_dtype, device=device)
             # Means over the global batches, the same on every rank (one all-reduce per regeneration).
@@ -303,7 +314,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                       "images_seen": step * config.batch_size,
                       "heldout_top1": heldout,
                       "fitness_spread": fitness_spread([[ind.fitness for ind in population.individuals
-                                                         if ind.count >= config.min_steps]
+                                                         if earned(ind, config.min_steps, config.min_windows)]
                                                         for population in populations]),
                       "persistence": persistent,
                       "constrained": step <= constrained_steps,
@@ -322,7 +333,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                 if fitness_steps_total:  # no reproduction or removal before any fitness exists
                     for population in populations:
                         population.regenerate(config.offspring, config.tournament_size, config.max_age,
-                                              config.min_steps, constrained, rng)
+                                              config.min_steps, constrained, rng, config.min_windows)
                 cells, counts = rebuild(uniform=not fitness_steps_total)
                 others = other_counts(populations, cells)  # fixed until the next write-back
                 optimizer = weight_optimizer(supernet, config, previous=optimizer)
@@ -340,8 +351,9 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
             run.checkpoint(
                 step=step, regeneration=regeneration, initialiser=initialiser.get_state(),
                 populations=[population.state() for population in populations],
-                bands=[[p.max_distance, p.budget.floor, p.budget.cap] for p in populations],
-                latency_bands=[[p.budget.latency_floor, p.budget.latency_cap] for p in populations],
+                bands=[population.band_state() for population in populations],
+                latency_bands=[[p.budget.latency_floor, p.budget.latency_cap] for p in populations
+                               if isinstance(p, LayerPopulation)],
                 persistence=persistence.state_dict(cell_to_dict), fitness_steps_total=fitness_steps_total,
                 supernet=supernet_snapshot(supernet, cells), counts=counts,
                 weight_optimizer=optimizer_state_by_name(supernet, optimizer))
@@ -363,15 +375,22 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                            diagnostics["persistence"], persistence.pairs, config)
     if diagnostics["warning"] and dist.is_main:
         print(f"autospace: warning: evolve: {diagnostics['warning']}", file=sys.stderr, flush=True)
+    cost_ranges = ({"layer_cost_tiers": [[[t.budget.floor, t.budget.cap] for t in p.tiers] for p in populations]}
+                   if tiered else {"layer_madds_bands": [[p.budget.floor, p.budget.cap] for p in populations]})
     space = learned_space(skeleton, populations, config, {
         "method": "autospace", "budget_madds": config.budget_madds,
-        "layer_madds_bands": [[p.budget.floor, p.budget.cap] for p in populations],
+        "budget_range_madds": [config.budget_madds, config.budget_madds_max or config.budget_madds],
+        **cost_ranges, "min_trained_steps": config.min_steps, "min_windows": config.min_windows,
         "steps": total_steps, "regenerations": regeneration, "fitness_diagnostics": diagnostics,
         "wall_time_s": round(run.elapsed(), 1), "hardware": hardware_info(device)})
     slots = skeleton.searchable_slots()
     space.metadata["space_madds"] = space_madds_summary(
         fixed_madds(skeleton), [[block_cost(c.block, slot).madds for c in layer] for slot, layer in
                                 zip(slots, space.layers)], config.budget_madds, [slot.has_residual for slot in slots])
+    low, high = space.metadata["budget_range_madds"]
+    summary = space.metadata["space_madds"]
+    # One space serves a budget range: it must hold networks below its low end and above its high end.
+    summary["covers_budget_range"] = (summary["cheapest_madds"] <= 0.9 * low and summary["costliest_madds"] >= high)
     unreachable = unreachable_budget_warning(space.metadata["space_madds"])
     if unreachable and dist.is_main:
         print(f"autospace: warning: evolve: {unreachable}", file=sys.stderr, flush=True)
@@ -395,19 +414,26 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     return space
 
 
-def learned_space(skeleton, populations: list[LayerPopulation], config: EvolveConfig, metadata: dict) -> SearchSpace:
+def learned_space(skeleton, populations: list, config: EvolveConfig, metadata: dict) -> SearchSpace:
     """Step 5: per layer the top-K trained cells by fitness (and the scaled reference, or the whole
     reference family), with fitness and training counts."""
     layers = []
     for population in populations:
+        exported = (population.exported(config.top_k_per_tier, config.min_steps, config.min_windows)
+                    if isinstance(population, TieredPopulation) else
+                    population.exported(config.top_k, config.min_steps, config.export_reference,
+                                        config.export_reference_family, config.min_windows))
         layers.append(tuple(Candidate(CellBlock(individual.cell), round(individual.fitness, 6), individual.count)
-                            for individual in population.exported(config.top_k, config.min_steps,
-                                                                  config.export_reference,
-                                                                  config.export_reference_family)))
+                            for individual in exported))
+    short = [index for index, layer in enumerate(layers) if any(c.trained_iterations < config.min_steps for c in layer)]
+    if short:
+        print(f"autospace: warning: evolve: no cell of layers {', '.join(map(str, short))} reached min_trained_steps "
+              f"({config.min_steps}) in this run, so those layers list their most trained cells; more epochs (now "
+              f"{config.epochs}) train every listed cell", file=sys.stderr, flush=True)
     return SearchSpace(skeleton=skeleton, layers=tuple(layers), name="autospace", metadata=metadata)
 
 
-def other_counts(populations: list[LayerPopulation], cells: list[list[Cell]]) -> list[int]:
+def other_counts(populations: list, cells: list[list[Cell]]) -> list[int]:
     """Per layer, the training counts of the population's cells that are not in the supernet."""
     in_supernet = [set(layer_cells) for layer_cells in cells]
     return [sum(ind.count for ind in population.individuals if ind.cell not in chosen)

@@ -10,9 +10,14 @@ issue 14: without these a noise fitness gives the same spaces as a real one):
 - cells are admitted in a MAdds band ([floor, cap], `layer_budget`), so
   neither mutation nor removal drifts toward cheap cells;
 - the reference family is seeded into every population and never removed;
-- fitness is earned: a cell needs `min_steps` weight steps before it can
-  be a parent, be removed as the weakest or rank among the trained cells,
-  and a child's inherited fitness is pulled halfway to the population mean.
+- fitness is earned: a cell needs `min_steps` weight steps and `min_windows`
+  fitness windows before it can be a parent, be removed as the weakest or rank
+  among the trained cells; cells that have not earned it take the supernet's
+  slots first (so every cell, the prior included, is trained and judged), and
+  no more children are made than the supernet can judge; a child's inherited
+  fitness is pulled halfway to the population mean;
+- fitness is averaged over a cell's windows (`average="windows"`, Eq. 5 with
+  m = n / (n + 1) after n windows), not the last noisy window's value.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ class Individual:
     age: int = 0             # regenerations survived
     count: int = 0           # T: weight steps this cell was trained (Eq. 4)
     reference: bool = False  # a reference-family member: never removed (the prior stays)
+    windows: int = 0         # regeneration windows with fitness steps this cell took part in
+
+
+FITNESS_AVERAGES = ("windows", "momentum")
+
+
+def earned(individual: Individual, min_steps: int, min_windows: int) -> bool:
+    """Whether a cell's fitness is its own: enough weight steps and enough fitness windows."""
+    return individual.count >= min_steps and individual.windows >= min_windows
 
 
 def neighbours(cell: Cell) -> list[Cell]:
@@ -157,30 +171,58 @@ class LayerPopulation:
         """`count` distinct indices drawn uniformly (before any fitness exists there is nothing to rank)."""
         return sorted(rng.sample(range(len(self.individuals)), min(count, len(self.individuals))))
 
+    def supernet_pick(self, count: int, tournament_size: int, rng: random.Random, min_steps: int,
+                      min_windows: int, uniform: bool, rotation: int = 0) -> list[int]:
+        """Indices of the cells for the next window: first those that have not earned their fitness
+        (fewest windows, then fewest steps, ties at random), so that every cell, the reference family
+        included, is trained and judged before it can win, lose or be exported; the remaining slots by
+        tournament, or uniformly before any fitness exists."""
+        learning = [i for i, ind in enumerate(self.individuals) if not earned(ind, min_steps, min_windows)]
+        keys = {i: (self.individuals[i].windows, self.individuals[i].count, rng.random()) for i in learning}
+        chosen = sorted(learning, key=keys.__getitem__)[:count]
+        rest = [i for i in range(len(self.individuals)) if i not in chosen]
+        if len(chosen) < count and rest:
+            missing = min(count - len(chosen), len(rest))
+            chosen += (rng.sample(rest, missing) if uniform else
+                       self.tournament(missing, tournament_size, rng, rest))
+        return chosen
+
     def mean_count(self) -> float:
         return sum(individual.count for individual in self.individuals) / max(len(self.individuals), 1)
 
     # -- step 4: regeneration ----------------------------------------------------
-    def write_back(self, cells: list[Cell], new_fitness: list[float], counts: list[int], momentum: float) -> None:
-        """Eq. 5: alpha_pop <- m * alpha_old + (1 - m) * alpha_new for the supernet's cells;
-        their training counts T are updated to the supernet's."""
+    def write_back(self, cells: list[Cell], new_fitness: list[float], counts: list[int], momentum: float,
+                   window: bool = True, average: str = "momentum") -> None:
+        """Eq. 5: alpha_pop <- m * alpha_old + (1 - m) * alpha_new for the supernet's cells, with m the
+        `momentum` (`average="momentum"`) or n / (n + 1) after n windows (`"windows"`: the mean over the
+        cell's windows; a child's inherited value gives way to its first own window); their training
+        counts T are updated to the supernet's. `window`: fitness steps ran in this window (it counts)."""
+        if average not in FITNESS_AVERAGES:
+            raise AutospaceError(f"fitness average {average!r}; valid: {', '.join(FITNESS_AVERAGES)}")
         position = {individual.cell: index for index, individual in enumerate(self.individuals)}
         for cell, fitness, count in zip(cells, new_fitness, counts):
             index = position[cell]
             old = self.individuals[index]
-            self.individuals[index] = replace(
-                old, fitness=momentum * old.fitness + (1.0 - momentum) * fitness, count=count)
+            if not window:
+                self.individuals[index] = replace(old, count=count)
+                continue
+            m = momentum if average == "momentum" else old.windows / (old.windows + 1)
+            self.individuals[index] = replace(old, fitness=m * old.fitness + (1.0 - m) * fitness, count=count,
+                                              windows=old.windows + 1)
 
     def regenerate(self, offspring: int, tournament_size: int, max_age: int, min_steps: int,
-                   constrain_to_reference: bool, rng: random.Random) -> list[Individual]:
+                   constrain_to_reference: bool, rng: random.Random, min_windows: int = 0) -> list[Individual]:
         """Replace up to `offspring` individuals by children; returns the children.
 
         Leaving: first those past `max_age` (oldest first), then the weakest trained ones
-        (count >= `min_steps`); reference-family members never leave. Parents: tournament
+        (`earned`: count >= `min_steps`, windows >= `min_windows`); reference-family members never
+        leave. No more children than `offspring` less the cells still waiting to earn their fitness
+        (the supernet judges those first; more children would only queue). Parents: tournament
         winners among the trained survivors. A child is one of the parent's admissible
         neighbours drawn uniformly; it starts untrained, with the parent's fitness pulled
         halfway to the population mean. Everyone else ages by one regeneration."""
-        trained = [i for i, individual in enumerate(self.individuals) if individual.count >= min_steps]
+        trained = [i for i, individual in enumerate(self.individuals) if earned(individual, min_steps, min_windows)]
+        offspring = max(0, offspring - (len(self.individuals) - len(trained))) if min_windows else offspring
         removable = [i for i, individual in enumerate(self.individuals) if not individual.reference]
         old = sorted((i for i in removable if self.individuals[i].age > max_age),
                      key=lambda i: -self.individuals[i].age)
@@ -213,21 +255,21 @@ class LayerPopulation:
             return False
         return not (constrain_to_reference and hamming(cell, self.reference) > self.max_distance)
 
-    def top(self, count: int, min_steps: int = 1) -> list[Individual]:
-        """The `count` fittest cells, trained ones (count >= `min_steps`) first: an untrained
-        cell's fitness is only inherited."""
-        ranked = sorted(self.individuals, key=lambda ind: (ind.count >= max(min_steps, 1), ind.fitness),
-                        reverse=True)
+    def top(self, count: int, min_steps: int = 1, min_windows: int = 0) -> list[Individual]:
+        """The `count` fittest cells, trained ones (`earned`) first: an untrained cell's fitness is
+        only inherited."""
+        ranked = sorted(self.individuals, key=lambda ind: (earned(ind, max(min_steps, 1), min_windows),
+                                                           ind.fitness), reverse=True)
         return ranked[:count]
 
     def exported(self, count: int, min_steps: int, with_reference: bool,
-                 with_family: bool = False) -> list[Individual]:
+                 with_family: bool = False, min_windows: int = 0) -> list[Individual]:
         """Step 5: the top `count` cells, plus the scaled reference (`with_reference`) when it is not
         among them, so a search in the learned space can always pick the prior; with `with_family`,
         also the reference at every expansion ratio, over the layer's cap too, so a search under the
         network's budget can move cost between layers as it can in the manual space (a member the
         population never held comes untrained: fitness 0, count 0)."""
-        chosen = self.top(count, min_steps)
+        chosen = self.top(count, min_steps, min_windows)
         if with_reference and all(ind.cell != self.budget.scaled_reference for ind in chosen):
             chosen += [ind for ind in self.individuals if ind.cell == self.budget.scaled_reference]
         if with_family:
@@ -242,13 +284,22 @@ class LayerPopulation:
         from autospace.arch.codec import cell_to_dict
 
         return [{"cell": cell_to_dict(i.cell), "fitness": i.fitness, "age": i.age, "count": i.count,
-                 "reference": i.reference} for i in self.individuals]
+                 "reference": i.reference, "windows": i.windows} for i in self.individuals]
 
     def load_state(self, state: list[dict]) -> None:
         from autospace.arch.codec import block_from_dict
 
         self.individuals = [
             Individual(block_from_dict({"type": "cell", **entry["cell"]}).cell, entry["fitness"],
-                       entry["age"], entry["count"], bool(entry.get("reference", False)))
+                       entry["age"], entry["count"], bool(entry.get("reference", False)),
+                       int(entry.get("windows", 0)))
             for entry in state
         ]
+
+    def band_state(self) -> list:
+        """What initialisation may have widened (delta, the band): saved beside the individuals."""
+        return [self.max_distance, self.budget.floor, self.budget.cap]
+
+    def load_band_state(self, band: list) -> None:
+        distance, floor, cap = band
+        self.max_distance, self.budget = distance, replace(self.budget, floor=floor, cap=cap)

@@ -95,7 +95,7 @@ def test_a_search_over_budget_returns_the_most_probable_network_within_it(method
     # have to pick nearly every layer's smallest candidate to come within 10% of the target, so the
     # outcome does not hinge on where floating-point noise puts an argmax (issue 17, item 15).
     target = 7_100_000
-    unpulled = dict(penalty="add-linear", penalty_weight=0.0, arch_lr=1e-6)
+    unpulled = dict(penalty="add-linear", penalty_weight=0.0, arch_lr=1e-6, pick="fitted")
     fitted = search(_config(method=method, target_madds=target, **unpulled), tmp_path / "fitted")
     result = json.loads((tmp_path / "fitted" / "result.json").read_text())
     records = [json.loads(line) for line in (tmp_path / "fitted" / "search.jsonl").read_text().splitlines()]

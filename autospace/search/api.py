@@ -27,6 +27,7 @@ from autospace.search.constraints import (
     constraint_summary, index_sampler_within, search_constraints, within as within_targets,
 )
 from autospace.search.evolution import index_choice_operators, index_sampler_within_budget
+from autospace.search.pick import pick_note
 from autospace.search.proxyless import CHECKPOINT_FORMAT as PROXYLESS_FORMAT, search_proxyless
 from autospace.train.session import open_session
 from autospace.search.spaces import BUILT_IN_SPACES, resolve_space
@@ -99,11 +100,15 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
                 supernet=supernet, sample=sample, mutate=mutate, crossover=crossover,
                 madds=madds, paths=lambda choice: [((i,), i) for i in choice])
 
+    pick = None
     if config.method == "spos":
         best, score, records = search_spos(session, encoding)
     else:
-        best, _, records = search_proxyless(session, supernet, config.method == "proxyless-g", constraints=constraints)
+        best, _, records, pick = search_proxyless(session, supernet, config.method == "proxyless-g",
+                                                  constraints=constraints)
         score = records[-1]["validation_accuracy"] if records else None
+        if pick is not None:
+            score = pick["candidates"][pick["picked"]]["heldout_top1"] / 100.0
     if best is None:
         return None
 
@@ -122,7 +127,11 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
     if config.method != "spos" and records:
         # What the architecture distributions chose on their own, and whether the budget changed it.
         result["argmax_madds"] = records[-1]["argmax_madds"]
-        result["fitted_to_budget"] = records[-1]["argmax"] != records[-1]["choice"]
+        # Whether the log-probability fitting rule, not the search or a measurement, chose the network.
+        result["fitted_to_budget"] = pick is None and records[-1]["argmax"] != records[-1]["choice"]
+        result["pick"] = pick or {"method": "fitted" if config.fit_to_budget else "argmax"}
+    if run.is_main and pick is not None:
+        print(f"autospace: note: {pick_note(pick, config.target_madds)}", file=sys.stderr)
     if run.is_main and result.get("fitted_to_budget") and "within_all_targets" not in result:  # MAdds alone
         hint = fitting_hint(config, records[-1]["expected_madds"], result["argmax_madds"])
         print(f"autospace: note: {fitted_network_note(result['argmax_madds'], config.target_madds)}; "

@@ -66,6 +66,14 @@ class SearchConfig:
     budget_floor: float = _help(
         "with fit_to_budget, a network under budget_floor x target_madds is lifted to the most probable one "
         "in [budget_floor x target, target] when the space has one (0: no lower bound)", 0.9)
+    pick: Literal["measured", "fitted"] = _help(
+        "proxyless-g/rl: how the returned network is chosen. measured: the best of pick_candidates networks in "
+        "[budget_floor x target, target] (and within any latency/params target) drawn from the final "
+        "distributions, the most probable first, each scored on pick_images held-out images after BN "
+        "recalibration; fitted: the most probable network in that band by log-probability alone (fit_to_budget)",
+        "measured")
+    pick_candidates: int = _help("networks the measured pick scores", 12)
+    pick_images: int = _help("held-out images (class-balanced) each measured-pick candidate is scored on", 2000)
     rl_exponent: float = _help("w of the RL reward acc * (target / MAdds)^w", 0.5)
     rl_samples: int = _help("architectures sampled per RL step", 4)
     rl_baseline_decay: float = _help("decay of the RL moving-average baseline", 0.9)
@@ -101,6 +109,7 @@ class SearchConfig:
         from autospace.errors import AutospaceError
 
         require_at_least(self, 1, "target_madds", "epochs", "batch_size", "arch_every", "rl_samples",
+                         "pick_candidates", "pick_images",
                          "population", "top", "generations", "recalibration_batches", "eval_batches",
                          "train_subset")
         require_at_least(self, 0, "mutations", "crossovers", "warmup_epochs", "weight_decay",

@@ -10,9 +10,12 @@ a held-out batch:
   candidates keep their probabilities (ProxylessNAS's rescaling).
 - RL: `rl_samples` paths drawn from the policy, each scored on one held-out batch
   with reward acc * (target / MAdds)^w, REINFORCE against a moving-average baseline.
-The result is the argmax path, or, with `fit_to_budget` (default) when the argmax is over the
-target, the most probable path within it, and when it is under `budget_floor` x target, the most
-probable path in [budget_floor x target, target] (`budget.most_probable_in_band`): the log-MAdds
+The result (`pick=measured`, the default) is the best of `pick_candidates` networks in
+[budget_floor x target, target] drawn from the final distributions, scored on held-out images
+after BN recalibration (`search.pick`). With `pick=fitted` it is the argmax path, or, with
+`fit_to_budget` when the argmax is over the target, the most probable path within it, and when it
+is under `budget_floor` x target, the most probable path in [budget_floor x target, target]
+(`budget.most_probable_in_band`). The measured pick starts from that network too. The log-MAdds
 penalty of raw MAdds counts is weak (a 2x change of MAdds moves log E / log T by about 4%), so a
 short search can end far from its budget, and a learned-vs-manual comparison needs networks of one
 budget. `penalty=absolute` (TuNAS) makes the MAdds term itself two-sided.
@@ -35,7 +38,9 @@ from autospace.search.budget import (
     expected_madds, madds_penalized_loss, most_probable_in_band, reward,
 )
 from autospace.search.constraints import constrained_arch_loss, constrained_reward, most_probable_within
+from autospace.search.constraints import within as within_targets
 from autospace.search.distribution import LayerDistributions, MovingAverageBaseline, reinforce_loss
+from autospace.search.pick import measured_pick
 from autospace.train.session import PathModule, SearchSession
 from autospace.train.optim import learning_rate_at, make_optimizer
 
@@ -43,7 +48,8 @@ CHECKPOINT_FORMAT = "autospace.search-proxyless/1"
 
 
 def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: bool, constraints=None):
-    """Returns the argmax choice (one candidate index per layer), the supernet, and the records.
+    """Returns the found choice (one candidate index per layer), the supernet, the records and the measured
+    pick's record (None with `pick=fitted`).
     `constraints` (`search.constraints`): with a latency or params target beside MAdds, they replace the
     MAdds term, the RL reward and the fitting to the budget."""
     several = constraints is not None and len(constraints) > 1
@@ -207,8 +213,17 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         run.checkpoint(epoch=epoch)
         if run.stop_requested(epoch=epoch) and epoch < config.epochs:
             run.close()
-            return None, supernet, records
+            return None, supernet, records, None
     run.close()
     check_same_on_all_ranks(dist, {"supernet": supernet.state_dict(), "distributions": distributions.state_dict()},
                             "the supernet weights and architecture parameters")
-    return result_choice(), supernet, records
+    if config.pick == "fitted" or not config.fit_to_budget:
+        return result_choice(), supernet, records, None
+
+    def acceptable(choice) -> bool:
+        if several:
+            return within_targets(constraints, choice) and network_madds(choice) >= config.budget_floor * config.target_madds
+        return config.budget_floor * config.target_madds <= network_madds(choice) <= config.target_madds
+
+    choice, pick = measured_pick(session, supernet, distributions, result_choice(), acceptable, recalibration)
+    return choice, supernet, records, pick

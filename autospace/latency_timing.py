@@ -361,8 +361,10 @@ def profile_against_table(network, table_path: str | Path, device: str | None = 
     from autospace.cost import network_cost
     from autospace.cost.latency import network_latency_ms, predicted_vs_measured
 
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer >= 1")
+    from autospace.profiling import MAX_REPEATS
+
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer in [1, {MAX_REPEATS:,}] (timed passes)")
     table = load_table(table_path)
     check_table_device(table, device or table.device)
     require_table_conditions(table, table_path, "a table measured here")

@@ -37,12 +37,14 @@ HOSTILE_VALUES = ["", "0", "-1", "1.5", "1e400", "-1e400", "inf", "nan", "9" * 4
                   "a" * 5000, "abc", "null", "~", "[]", "[1, [2, [3]]]", "{a: 1}", "true", "/dev/zero", "/",
                   "/nonexistent/file.json", "*alias", "&anchor x", "'", "%s%n", "-", "--", "1e-320", "0x10",
                   "1_000", " 5 ", "\t", "é"]
+# Small values a setting accepts, at its edges: they keep a tiny run tiny but reach the code behind the checks.
+EDGE_VALUES = ["1", "2", "3", "0.5", "0.0", "1e-9", "0.999999", "false", "true", "none"]
 
-TINY = ["--data", "synthetic:64,32", "--device", "cpu", "--set", "progress=false"]
+TINY = ["--data", "synthetic:128,32", "--device", "cpu", "--set", "progress=false"]
 SPOS = ["--set", "epochs=1", "--set", "warmup_epochs=0", "--set", "batch_size=16", "--set", "population=4",
         "--set", "top=2", "--set", "mutations=2", "--set", "crossovers=2", "--set", "generations=1",
         "--set", "recalibration_batches=1", "--set", "eval_batches=1", "--set", "pick_candidates=2"]
-NB201 = ["--set", "data=synthetic:64,32", "--set", "channels=4", "--set", "cells_per_stage=1", "--set", "image_size=8",
+NB201 = ["--set", "data=synthetic:128,32", "--set", "channels=4", "--set", "cells_per_stage=1", "--set", "image_size=8",
          "--set", "steps=6", "--set", "batch_size=16", "--set", "regenerate_every=3", "--set", "device=cpu",
          "--set", "population_size=4", "--set", "offspring=2", "--set", "min_trained_steps=1",
          "--set", "recalibration_images=32", "--set", "naswot_batch=8", "--set", "naswot_channels=4",
@@ -193,7 +195,7 @@ def mutate(rng: random.Random, argv: list[str], config_class, folder: Path, file
         from autospace.runtime.config import config_keys
 
         key = rng.choice(config_keys(config_class) + ["no_such_key", "epochs.inner", ""])
-        argv += ["--set", f"{key}={rng.choice(HOSTILE_VALUES)}"]
+        argv += ["--set", f"{key}={rng.choice(HOSTILE_VALUES + EDGE_VALUES * 2)}"]
     elif kind == "file":
         names = [name for name in files if any(item == f"{{{name}}}" for item in argv)]
         if names:

@@ -169,8 +169,10 @@ def test_profile_at_a_resolution_too_big_for_memory_is_one_line(capsys):
 
 
 @pytest.mark.parametrize("repeats", ["9" * 40, "100001"])
-def test_profile_repeats_beyond_reason_is_one_line(capsys, repeats):
-    fails_cleanly(capsys, ["profile", ARCH, "--repeats", repeats], "repeats is", "[1, 100,000]")
+@pytest.mark.parametrize("with_table", [False, True], ids=["measured", "against-a-table"])
+def test_profile_repeats_beyond_reason_is_one_line(tmp_path, capsys, repeats, with_table):
+    table = ["--latency-table", here_table(tmp_path)] if with_table else []
+    fails_cleanly(capsys, ["profile", ARCH, "--repeats", repeats, *table], "repeats is", "[1, 100,000]")
 
 
 # ---- 6, 9. YAML aliases and empty configs ------------------------------------------------------------------

@@ -74,6 +74,15 @@ def test_train_refuses_absurd_optimiser_settings(tmp_path, capsys, argv_tail, ex
     assert not (tmp_path / "run").exists()  # refused before the folder is made
 
 
+def test_a_config_built_in_code_is_range_checked_too(tmp_path):
+    from autospace.errors import AutospaceError
+    from autospace.train import TrainConfig, train
+
+    with pytest.raises(AutospaceError, match=r"lr is 1e\+300"):
+        train(ARCH, TrainConfig(data="synthetic:64,32", lr=1e300, epochs=1, batch_size=8, device="cpu",
+                                progress=False), tmp_path / "run")
+
+
 def test_run_refuses_absurd_weight_decay_up_front(tmp_path, capsys):
     fails_cleanly(capsys, ["run", "--out", tmp_path / "run", *SYNTHETIC, "--set",
                            "train.weight_decay=9223372036854775807"], "weight_decay is", "[0, 1]")

@@ -41,7 +41,7 @@ from autospace.runtime.atomic import append_jsonl, truncate_jsonl
 from autospace.runtime.checkpoints import (
     checkpoint_position, load_rotating_checkpoint, require_new_run_dir, save_checkpoint,
 )
-from autospace.runtime.config import load_config, save_config
+from autospace.runtime.config import load_config, require_sane_settings, save_config
 from autospace.runtime.device import resolve_channels_last, resolve_device, resolve_precision
 from autospace.runtime.distributed import (
     Distributed, barrier, check_same_on_all_ranks, init_distributed, require_divisible_batch,
@@ -199,6 +199,7 @@ def open_run(config, out: str | Path, resume: bool, stage: str, checkpoint_forma
     `advice` completes the non-finite-loss message; `check_device` may refuse the device before
     any file is written."""
     out = Path(out)
+    require_sane_settings(config)  # a config built in code skips load_config's range checks
     if not resume:
         require_new_run_dir(out)
     elif not out.is_dir():

@@ -39,7 +39,8 @@ def main() -> None:
     lines = search_nb201(config, out, resume=resume)
     record = {"bench": "nb201_search", "config": args.config, "seed": config.seed, "dea": lines[0]}
     for line in lines[1:]:  # with the table: random search, best #params, the re-scored cells against the truth
-        record[{"random": "random", "best-params": "params", "rescored-vs-truth": "rescored"}[line["method"]]] = line
+        record[{"random": "random", "best-params": "params", "rescored-vs-truth": "rescored",
+                "population-picks": "population"}[line["method"]]] = line
     print(json.dumps(record))
 
 

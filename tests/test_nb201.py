@@ -311,3 +311,4 @@ def test_bench_scripts_print_one_json_line(tmp_path, script):
         assert record["random"]["evaluated"] == record["dea"]["evaluated"] and "rank" in record["dea"]
         assert record["params"]["evaluated"] == record["dea"]["evaluated"] and "valid" in record["dea"]["fitness_pick"]
         assert {"rescored", "params", "naswot", "rescored+params+naswot"} <= set(record["rescored"]["pick_valid"])
+        assert {"fitness", "fitness+params+naswot"} <= set(record["population"]["pick_valid"])

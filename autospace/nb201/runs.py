@@ -191,6 +191,7 @@ def search_nb201(config: Nb201Config, out: str | Path, resume: bool = False) -> 
                 naswot = naswot_scores(config, [parse_nb201_string(row["arch_str"]) for row in rescored])
                 found["naswot_s"] = round(time.perf_counter() - began, 1)
             lines.append(rescored_versus_truth(table, rescored, naswot))
+            lines.append(population_picks(table, judged, rescored, naswot))
     atomic_write_json(out / "found.json", lines)
     return lines
 
@@ -240,3 +241,24 @@ def rescored_versus_truth(table: Nb201Table, rows: list[dict], naswot: list[floa
     picks = {name: round(top_mean(score, valid, 1), 3) for name, score in scores.items()}
     return {"method": "rescored-vs-truth", "cells": len(rows), "pick_valid": picks,
             **compare_scores(scores, valid)}
+
+
+def population_picks(table: Nb201Table, judged: list[dict], rescored: list[dict],
+                     naswot: list[float] | None) -> dict:
+    """Among the final members that may win (their fitness is measured at the same time, so it
+    compares): the validation accuracy each rule picks, the fitness and its rank averages with the
+    free scores included, and the members' Spearman against the truth."""
+    by_key = {_canonical(row["arch_str"]): index for index, row in enumerate(rescored)}
+    members = [m for m in judged if _canonical(m["arch_str"]) in by_key]
+    cells = [parse_nb201_string(m["arch_str"]) for m in members]
+    valid = [table.row(cell).valid for cell in cells]
+    scores = {"fitness": [mean_fitness(m) for m in members],
+              "rescored": [rescored[by_key[_canonical(m["arch_str"])]]["accuracy"] for m in members],
+              "params": [float(table.row(cell).params) for cell in cells]}
+    if naswot is not None:
+        scores["naswot"] = [naswot[by_key[_canonical(m["arch_str"])]] for m in members]
+    scores = with_combinations(scores)
+    return {"method": "population-picks", "cells": len(members),
+            "pick_valid": {name: round(top_mean(score, valid, 1), 3) for name, score in scores.items()},
+            "spearman": {name: round(compare_scores({name: score}, valid)[f"{name}_spearman"], 4)
+                         for name, score in scores.items()} if len(members) > 2 else {}}

@@ -221,3 +221,34 @@ def test_search_budget_response_summary_says_when_the_argmax_ignored_the_budget(
                                     "expected_madds_ratio": 1.0}
     moved = [blind[0], {"target_madds": 20, "expected_madds": 22, "argmax": [1, 3]}]
     assert bench.summary(moved)["argmax_identical_across_budgets"] is False
+
+
+def test_supernet_ranking_takes_networks_spanning_the_score_range():
+    ranking = load_script("supernet_ranking")
+    assert ranking.spanning(3, list(range(10))) == [0, 4, 9] and ranking.spanning(5, [1, 2]) == [1, 2]
+    assert ranking.spanning(1, [3, 4]) == [3] and ranking.finite(float("nan")) is None
+
+
+@pytest.mark.slow
+def test_supernet_ranking_trains_networks_spanning_the_pick_and_correlates_them(tmp_path):
+    """A tiny search with a measured pick, then bench/supernet_ranking.py over 3 of its candidates: one JSON
+    line whose rows are the candidates it trained, sorted by the supernet's score, and a rerun that reuses them."""
+    from autospace.search import SearchConfig, search
+
+    search(SearchConfig(data="synthetic:256,64", preset="cifar-small", target_madds=14_000_000, epochs=2,
+                        warmup_epochs=1, batch_size=32, arch_every=1, device="cpu", progress=False,
+                        recalibration_batches=1, pick_candidates=4, pick_images=64), tmp_path / "search")
+    command = [sys.executable, str(ROOT / "bench" / "supernet_ranking.py"), "--search-dir", str(tmp_path / "search"),
+               "--space", "manual", "--networks", "3", "--train-config", "quick", "--set", "data=synthetic:256,64",
+               "--set", "epochs=1", "--set", "train_subset=None", "--set", "test_subset=None", "--set", "device=cpu", "--set", "progress=false",
+               "--out", str(tmp_path / "ranking")]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    line = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip()
+    row = json.loads(line.splitlines()[-1])
+    assert row["bench"] == "supernet_ranking" and row["networks"] == 3 and row["space"] == "manual"
+    assert [r["heldout_top1"] for r in row["rows"]] == sorted(r["heldout_top1"] for r in row["rows"])
+    assert (row["kendall_tau"] is None or -1.0 <= row["kendall_tau"] <= 1.0) and all(0 <= r["test_top1"] <= 100 for r in row["rows"])
+    assert len(list((tmp_path / "search" / "pick").glob("candidate_*.json"))) == 4
+    again = json.loads(subprocess.run(command, capture_output=True, text=True, check=True,
+                                      env=environment).stdout.strip().splitlines()[-1])
+    assert again["rows"] == row["rows"]  # finished trainings are read back, not redone

@@ -141,7 +141,11 @@ def _search(config: SearchConfig, out: Path, resume: bool, stop_after_epoch: int
               f"{100 * BUDGET_TOLERANCE:.0f}% over the {config.target_madds / 1e6:.1f}M target; "
               f"{_stronger_penalty_hint(config)}, or keep fit_to_budget=true", file=sys.stderr)
     # arch.json last: `autospace run` takes it as the sign that the search stage is done.
-    run.finish(None, "", [lambda: atomic_write_json(out / "result.json", result),
+    # Every measured candidate as an arch.json of its own (`autospace train search/pick/candidate_3.json`).
+    candidate_writes = [lambda i=i, c=c: save_arch(out / "pick" / f"candidate_{i}.json", network_of(tuple(c["choice"])),
+                                                   info={"heldout_top1": c["heldout_top1"], "madds": c["madds"]})
+                        for i, c in enumerate(pick["candidates"] if pick else [], start=1)]
+    run.finish(None, "", [*candidate_writes, lambda: atomic_write_json(out / "result.json", result),
                           lambda: save_arch(out / "arch.json", network, info=result)])
     return network
 

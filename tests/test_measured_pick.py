@@ -10,7 +10,8 @@ import torch
 from autospace.cost import network_madds
 from autospace.search import SearchConfig, search
 from autospace.search.distribution import LayerDistributions
-from autospace.search.pick import draw_candidates, pick_note, pick_record
+from autospace.report.markdown import pick_note, pick_table
+from autospace.search.pick import draw_candidates, pick_record
 
 
 def test_candidates_start_with_the_most_probable_and_are_distinct_and_acceptable():
@@ -29,6 +30,9 @@ def test_the_pick_is_the_best_held_out_score_and_ties_go_to_the_more_probable():
     assert record["picked"] == 1 and record["method"] == "measured"
     assert [c["heldout_top1"] for c in record["candidates"]] == [40.0, 55.0, 55.0]
     assert "returned #2 (55.00% held-out top-1" in pick_note(record, 10) and "most probable one scored 40.00%" in pick_note(record, 10)
+    table = pick_table(record, 10)
+    assert table[0] == "## The pick" and "| 2 (returned) | 0.00M | 2 | -1.00 | 55.00% |" in table
+    assert pick_table({"method": "fitted"}, 10) == []
 
 
 def _config(**changes):

@@ -20,6 +20,32 @@ def _fitting_sentence(result: dict) -> str:
     return f" Note: {fitted_network_note(result['argmax_madds'], result['target_madds'])}."
 
 
+def pick_note(pick: dict, target_madds: int) -> str:
+    """One line for stderr and the report: what the pick measured and what it chose."""
+    candidates, picked = pick["candidates"], pick["picked"]
+    chosen, probable = candidates[picked], candidates[0]
+    line = (f"measured pick: {len(candidates)} networks in the target band scored on {pick['heldout_images']:,} "
+            f"held-out images after BN recalibration; returned #{picked + 1} ({chosen['heldout_top1']:.2f}% held-out "
+            f"top-1, {chosen['madds'] / 1e6:.2f}M MAdds of {target_madds / 1e6:.1f}M)")
+    if picked:
+        line += f"; the most probable one scored {probable['heldout_top1']:.2f}%"
+    return line
+
+
+def pick_table(pick: dict, target_madds: int) -> list[str]:
+    """The measured pick (issue 27): every candidate the search scored, and which it returned."""
+    if pick.get("method") != "measured":
+        return []
+    lines = ["## The pick", "", pick_note(pick, target_madds)[0].upper() + pick_note(pick, target_madds)[1:] + ".", "",
+             "| # | MAdds | params | log-probability | held-out top-1 |", "| --- | --- | --- | --- | --- |"]
+    for number, candidate in enumerate(pick["candidates"], start=1):
+        mark = " (returned)" if number - 1 == pick["picked"] else ""
+        logp = "n/a" if candidate["log_probability"] is None else f"{candidate['log_probability']:.2f}"
+        lines.append(f"| {number}{mark} | {candidate['madds'] / 1e6:.2f}M | {candidate['params']:,} | {logp} | "
+                     f"{candidate['heldout_top1']:.2f}% |")
+    return lines + [""]
+
+
 def data_label(name: str | None, data_dir: str | None) -> str:
     """The data set as a reader should know it: our CIFAR-10 copy (cifar10_jpeg.npz, JPEG quality 75,
     a few points below the original) is named as such; a resized set says its size."""
@@ -132,6 +158,7 @@ def write_run_report(out: str | Path) -> Path:
             lines.append(f"| {number} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
                          f"`{block_to_string(layer.block)}` | {layer_cost.madds / 1e6:.2f}M |")
         lines.append("")
+        lines += pick_table(result.get("pick") or {}, result["target_madds"])
     if metrics:
         lines += ["## Final training", "",
                   f"{metrics.get('epochs')} epochs; test top-1 {metrics['test_top1']:.2f}%; "

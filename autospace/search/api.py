@@ -27,7 +27,7 @@ from autospace.search.constraints import (
     constraint_summary, index_sampler_within, search_constraints, within as within_targets,
 )
 from autospace.search.evolution import index_choice_operators, index_sampler_within_budget
-from autospace.search.pick import pick_note
+from autospace.report.markdown import pick_note
 from autospace.search.proxyless import CHECKPOINT_FORMAT as PROXYLESS_FORMAT, search_proxyless
 from autospace.train.session import open_session
 from autospace.search.spaces import BUILT_IN_SPACES, resolve_space

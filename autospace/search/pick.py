@@ -53,18 +53,6 @@ def pick_record(candidates: Sequence[tuple[int, ...]], scores: Sequence[float], 
                            in zip(candidates, scores, log_probabilities, madds, params, blocks)]}
 
 
-def pick_note(pick: dict, target_madds: int) -> str:
-    """One line for stderr and the report: what the pick measured and what it chose."""
-    candidates, picked = pick["candidates"], pick["picked"]
-    chosen, probable = candidates[picked], candidates[0]
-    line = (f"measured pick: {len(candidates)} networks in the target band scored on {pick['heldout_images']:,} "
-            f"held-out images after BN recalibration; returned #{picked + 1} ({chosen['heldout_top1']:.2f}% held-out "
-            f"top-1, {chosen['madds'] / 1e6:.2f}M MAdds of {target_madds / 1e6:.1f}M)")
-    if picked:
-        line += f"; the most probable one scored {probable['heldout_top1']:.2f}%"
-    return line
-
-
 def measured_pick(session, supernet, distributions: LayerDistributions, first: Sequence[int],
                   acceptable: Callable[[tuple[int, ...]], bool], recalibration: list) -> tuple[tuple[int, ...], dict]:
     """Draw up to `pick_candidates` networks (`draw_candidates`), score each on `pick_images` class-balanced

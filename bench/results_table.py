@@ -113,6 +113,53 @@ def markdown_table(rows: list[dict], manual_recipe: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's 1.96).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def arm_of(row: dict) -> str:
+    """A row's arm (issue 28): its `arm` field, else its space method (autospace rows are the learned arm)."""
+    return row.get("arm") or {"autospace": "learned"}.get(row["space_method"], row["space_method"])
+
+
+def paired_difference(rows: list[dict], first: str, second: str, budget: int) -> dict | None:
+    """Mean test top-1 difference first - second over the seeds both arms finished at `budget`, its 95%
+    confidence interval (t distribution over the seed pairs) and how many seeds `first` won."""
+    by_arm: dict[str, dict[int, float]] = {first: {}, second: {}}
+    for row in rows:
+        if row["budget_madds"] == budget and arm_of(row) in by_arm:
+            by_arm[arm_of(row)][row["seed"]] = row["test_top1"]
+    seeds = sorted(set(by_arm[first]) & set(by_arm[second]))
+    if not seeds:
+        return None
+    differences = [by_arm[first][seed] - by_arm[second][seed] for seed in seeds]
+    mean = statistics.mean(differences)
+    half = None
+    if len(differences) > 1:
+        quantile = T_975[len(differences) - 2] if len(differences) - 1 <= len(T_975) else 1.96
+        half = quantile * statistics.stdev(differences) / len(differences) ** 0.5
+    return {"first": first, "second": second, "budget_madds": budget, "seeds": seeds, "differences": differences,
+            "mean": mean, "ci95": None if half is None else (mean - half, mean + half),
+            "wins": sum(1 for value in differences if value > 0)}
+
+
+def paired_table(rows: list[dict], pairs=(("learned", "manual"), ("union", "manual"), ("learned", "union"))) -> str:
+    """Per budget and pair of arms: the mean paired difference, its 95% interval and the seeds won."""
+    lines = ["| budget | arms | seeds | mean difference (points) | 95% interval | won | per seed |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for budget in sorted({row["budget_madds"] for row in rows}):
+        for first, second in pairs:
+            result = paired_difference(rows, first, second, budget)
+            if result is None:
+                continue
+            interval = "-" if result["ci95"] is None else f"[{result['ci95'][0]:+.2f}, {result['ci95'][1]:+.2f}]"
+            lines.append(f"| {budget / 1e6:.0f}M | {first} - {second} | {len(result['seeds'])} | {result['mean']:+.2f} "
+                         f"| {interval} | {result['wins']}/{len(result['seeds'])} "
+                         f"| {', '.join(f'{value:+.2f}' for value in result['differences'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", help="JSONL rows written by bench/space_vs_manual.py (OUT/rows.jsonl)")
@@ -121,7 +168,10 @@ def main() -> None:
                              "change only evolve settings share the manual rows); a recipe with manual rows "
                              "of its own is compared with those")
     args = parser.parse_args()
-    sys.stdout.write(markdown_table(read_rows(args.rows), args.manual_recipe))
+    rows = read_rows(args.rows)
+    sys.stdout.write(markdown_table(rows, args.manual_recipe))
+    if any("arm" in row for row in rows):  # issue 28's paired arms
+        sys.stdout.write("\n" + paired_table(rows))
 
 
 if __name__ == "__main__":

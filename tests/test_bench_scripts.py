@@ -252,3 +252,17 @@ def test_supernet_ranking_trains_networks_spanning_the_pick_and_correlates_them(
     again = json.loads(subprocess.run(command, capture_output=True, text=True, check=True,
                                       env=environment).stdout.strip().splitlines()[-1])
     assert again["rows"] == row["rows"]  # finished trainings are read back, not redone
+
+
+def test_paired_differences_have_a_t_interval_and_count_wins():
+    rows = [{"budget_madds": 10_000_000, "space_method": "autospace", "arm": "learned", "seed": s, "test_top1": v}
+            for s, v in enumerate([80.0, 81.0, 79.5])]
+    rows += [{"budget_madds": 10_000_000, "space_method": "manual", "seed": s, "test_top1": v}
+             for s, v in enumerate([79.0, 80.0, 80.0, 77.0])]  # seed 3 has no learned pair
+    result = results_table.paired_difference(rows, "learned", "manual", 10_000_000)
+    assert result["seeds"] == [0, 1, 2] and result["differences"] == [1.0, 1.0, -0.5] and result["wins"] == 2
+    # by hand: mean 0.5, sd 0.866, t(0.975, 2) = 4.303 -> half width 4.303 * 0.866 / sqrt(3) = 2.152
+    assert result["mean"] == pytest.approx(0.5) and result["ci95"] == pytest.approx((0.5 - 2.1515, 0.5 + 2.1515), abs=1e-3)
+    table = results_table.paired_table(rows)
+    assert "| 10M | learned - manual | 3 | +0.50 | [-1.65, +2.65] | 2/3 | +1.00, +1.00, -0.50 |" in table
+    assert results_table.paired_difference(rows, "union", "manual", 10_000_000) is None

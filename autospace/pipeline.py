@@ -26,7 +26,7 @@ from autospace.evolve.config import EvolveConfig
 from autospace.evolve.nse_config import NseConfig
 from autospace.runtime.run_lock import LOCK_NAME, run_folder_lock
 from autospace.search.config import SearchConfig
-from autospace.search.spaces import BUILT_IN_SPACES
+from autospace.search.spaces import BUILT_IN_SPACES, space_file
 from autospace.train.checkpoint import require_new_run_dir
 from autospace.train.config import TrainConfig
 
@@ -173,7 +173,7 @@ def search_initialiser(config: SearchConfig):
         return None
     from autospace.evolve.checkpoint import dea_warm_start
 
-    return dea_warm_start(Path(config.space).parent)
+    return dea_warm_start(Path(space_file(config.space)).parent)
 
 
 def load_run_config(preset: str | Path | None, overrides) -> RunConfig:

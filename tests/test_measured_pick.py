@@ -58,3 +58,40 @@ def test_a_search_returns_the_best_measured_network_inside_the_target_band(metho
 
     search(_config(method=method, pick="fitted"), tmp_path / "fitted")
     assert json.loads((tmp_path / "fitted" / "result.json").read_text())["pick"] == {"method": "fitted"}
+
+
+def test_the_union_space_adds_the_manual_blocks_to_a_learned_space(tmp_path):
+    from autospace.arch import InvertedResidual, preset_skeleton, save_space
+    from autospace.arch.space import Candidate, SearchSpace, manual_space
+    from autospace.search.spaces import resolve_space
+
+    skeleton = preset_skeleton("cifar-small")
+    learned = SearchSpace(skeleton, tuple((Candidate(InvertedResidual(3, 3), 0.5), Candidate(InvertedResidual(5, 1)))
+                                          for _ in skeleton.searchable_slots()), name="mine")
+    save_space(tmp_path / "space.json", learned)
+    union = resolve_space(f"union:{tmp_path / 'space.json'}", "cifar-small", 10, 3, 32)
+    manual = manual_space(skeleton, with_zero=False)
+    for layer, manual_layer in zip(union.layers, manual.layers):
+        blocks = [c.block for c in layer]
+        assert blocks[:2] == [InvertedResidual(3, 3), InvertedResidual(5, 1)]  # the learned blocks first, once
+        assert set(blocks) == {InvertedResidual(5, 1)} | {c.block for c in manual_layer} and len(blocks) == 7
+
+
+def test_pretraining_gives_a_built_in_space_uniform_steps_before_the_search(tmp_path, monkeypatch):
+    """pretrain_steps: that many weight steps on uniformly drawn paths run before the first epoch, then a
+    checkpoint; the search's own steps follow as without it."""
+    from autospace.train.session import SearchSession
+
+    positions, paths = [], []
+    original = SearchSession.weight_step
+
+    def counting(self, supernet, optimizer, path, lr, position="a weight step"):
+        positions.append(position)
+        paths.append([index for _, index in path])
+        return original(self, supernet, optimizer, path, lr, position)
+
+    monkeypatch.setattr(SearchSession, "weight_step", counting)
+    search(_config(method="proxyless-g", epochs=2, warmup_epochs=1, pretrain_steps=12), tmp_path / "pre")
+    pretraining = [i for i, position in enumerate(positions) if position.startswith("pre-training")]
+    assert pretraining == list(range(12)) and len(positions) > 12
+    assert len({index for choice in paths[:12] for index in choice}) > 2  # uniform draws, not one path

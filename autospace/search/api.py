@@ -30,7 +30,7 @@ from autospace.search.evolution import index_choice_operators, index_sampler_wit
 from autospace.report.markdown import pick_note
 from autospace.search.proxyless import CHECKPOINT_FORMAT as PROXYLESS_FORMAT, search_proxyless
 from autospace.train.session import open_session
-from autospace.search.spaces import BUILT_IN_SPACES, resolve_space
+from autospace.search.spaces import BUILT_IN_SPACES, resolve_space, space_file
 from autospace.search.spos import CHECKPOINT_FORMAT as SPOS_FORMAT, SposEncoding, search_spos
 
 BUDGET_TOLERANCE = 0.10  # with fit_to_budget=false, gradient and RL results may end up to 10% over the target
@@ -46,7 +46,7 @@ def search(config: SearchConfig, out: str | Path, resume: bool = False, stop_aft
     if config.method not in SEARCH_METHODS:
         raise AutospaceError(f"unknown search method {config.method!r}; valid methods: {', '.join(SEARCH_METHODS)}")
     out = Path(out)
-    if config.space not in BUILT_IN_SPACES and not Path(config.space).exists():
+    if config.space not in BUILT_IN_SPACES and not Path(space_file(config.space)).exists():
         raise AutospaceError(f"search space {config.space!r} is neither a built-in space "
                              f"({', '.join(BUILT_IN_SPACES)}) nor an existing space.json file")
     with run_folder_lock(out, create=not resume):

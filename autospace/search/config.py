@@ -19,7 +19,8 @@ class SearchConfig:
     # -- problem -----------------------------------------------------------------------------
     method: Literal["proxyless-g", "proxyless-rl", "spos"] = _help("search algorithm", "proxyless-g")
     space: str = _help("search space: manual (inverted residuals k3/5/7 x e3/6 + zero), open "
-                       "(any open-space cell; spos only) or a path to a space.json", "manual")
+                       "(any open-space cell; spos only), a path to a space.json, or union:PATH (that "
+                       "space.json with the manual blocks added to every layer)", "manual")
     preset: str = _help("macro skeleton for the manual and open spaces: cifar, cifar-small or imagenet", "cifar")
     target_madds: int = _help("MAdds budget of the found network", 60_000_000)
     target_latency_ms: float | None = _help(
@@ -44,6 +45,9 @@ class SearchConfig:
                              "weights instead of a fresh initialisation (the built-in spaces have no DEA "
                              "supernet: ignored there)", False)
     weight_lr: float = _help("peak SGD learning rate of the supernet weights (cosine to 0)", 0.05)
+    pretrain_steps: int = _help("proxyless-g/rl: uniform single-path weight steps (their own cosine schedule) before "
+                                "the search's epochs, e.g. as many as a learned space's evolve gave its supernet, "
+                                "so that a built-in space's search gets equal supernet compute (issue 28)", 0)
     weight_momentum: float = _help("SGD (Nesterov) momentum", 0.9)
     weight_decay: float = _help("weight decay on conv/linear weights (not BN, not biases)", 4e-5)
     label_smoothing: float = _help("label smoothing of the weight steps' cross-entropy", 0.1)
@@ -112,7 +116,7 @@ class SearchConfig:
                          "pick_candidates", "pick_images",
                          "population", "top", "generations", "recalibration_batches", "eval_batches",
                          "train_subset")
-        require_at_least(self, 0, "mutations", "crossovers", "warmup_epochs", "weight_decay",
+        require_at_least(self, 0, "mutations", "crossovers", "warmup_epochs", "weight_decay", "pretrain_steps",
                          "penalty_alpha", "penalty_beta", "penalty_weight", "rl_exponent", "skip_nonfinite")
         require_between(self, 0.0, 1.0, "budget_floor", "weight_momentum", "label_smoothing", "rl_baseline_decay",
                         "mutation_probability")

@@ -92,6 +92,16 @@ def search_proxyless(session: SearchSession, supernet: BlockSupernet, gradient: 
         records = read_jsonl(session.out / "search.jsonl")[:epoch]
         run.keep_log("search.jsonl", epoch)
 
+    if checkpoint is None and config.pretrain_steps:
+        # Equal supernet compute (issue 28): uniform single paths, as many weight steps as a learned space's
+        # evolve gave its supernet, on the same training split; then the search as usual.
+        for step in range(config.pretrain_steps):
+            choice = [int(torch.randint(len(options), (1,), generator=sampler)) for options in supernet.choices]
+            session.weight_step(supernet, weights, [((index,), index) for index in choice],
+                                learning_rate_at(step, config.pretrain_steps, 0, config.weight_lr),
+                                f"pre-training weight step {step + 1}")
+        run.checkpoint(epoch=0)
+
     progress = run.progress(total_steps, epoch * steps_per_epoch, f"search {config.method}")
     while epoch < config.epochs:
         supernet.train()

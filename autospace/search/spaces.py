@@ -12,12 +12,26 @@ from autospace.arch.space import SearchSpace, manual_space
 from autospace.errors import AutospaceError
 
 BUILT_IN_SPACES = ("manual", "open")
+UNION_PREFIX = "union:"  # union:PATH = the space.json at PATH with the manual space's blocks added to every layer
+
+
+def space_file(name: str) -> str:
+    """The space.json path a space name reads (`union:PATH` reads PATH)."""
+    return name[len(UNION_PREFIX):] if name.startswith(UNION_PREFIX) else name
 
 
 def resolve_space(name: str, preset: str, num_classes: int, in_channels: int, resolution: int) -> SearchSpace | str:
     """`manual` -> the ProxylessNAS space on the preset; `open` -> the string "open" (handled by
-    spos); anything else is read as a space.json and checked against the data set."""
+    spos); `union:PATH` -> the space.json at PATH with every manual block added to every layer (issue 28:
+    if the union loses to the manual space, the search fails, not the space); anything else is read as a
+    space.json and checked against the data set."""
     skeleton = preset_skeleton(preset, num_classes=num_classes, in_channels=in_channels, resolution=resolution)
+    if name.startswith(UNION_PREFIX):
+        learned = resolve_space(space_file(name), preset, num_classes, in_channels, resolution)
+        manual = manual_space(learned.skeleton, with_zero=False)
+        layers = tuple(layer + tuple(c for c in extra if all(c.block != mine.block for mine in layer))
+                       for layer, extra in zip(learned.layers, manual.layers))
+        return replace(learned, layers=layers, name=f"union of {learned.name} and manual")
     if name == "manual":
         return manual_space(skeleton, with_zero=False)  # the search adds zero where a residual exists
     if name == "open":

@@ -19,7 +19,8 @@ import statistics
 import sys
 from pathlib import Path
 
-SPACE_NAMES = {"autospace": "learned (AutoSpace DEA)", "nse": "learned (NSE)", "manual": "manual (IRB k3/5/7 e3/6)"}
+SPACE_NAMES = {"autospace": "learned (AutoSpace DEA)", "nse": "learned (NSE)", "manual": "manual (IRB k3/5/7 e3/6)",
+               "learned": "learned (AutoSpace DEA)", "union": "union (learned + manual blocks)"}
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -50,7 +51,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     """One summary per (config, search_method, budget, space), sorted by budget then space (learned first)."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        key = (row.get("config"), row.get("search_method"), row["budget_madds"], row["space_method"])
+        key = (row.get("config"), row.get("search_method"), row["budget_madds"], row.get("arm") or row["space_method"])
         groups.setdefault(key, []).append(row)
     summaries = []
     for (config, method, budget, space), members in groups.items():

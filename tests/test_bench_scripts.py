@@ -266,3 +266,21 @@ def test_paired_differences_have_a_t_interval_and_count_wins():
     table = results_table.paired_table(rows)
     assert "| 10M | learned - manual | 3 | +0.50 | [-1.65, +2.65] | 2/3 | +1.00, +1.00, -0.50 |" in table
     assert results_table.paired_difference(rows, "union", "manual", 10_000_000) is None
+
+
+@pytest.mark.slow
+def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_path):
+    command = [sys.executable, str(ROOT / "bench" / "space_vs_manual_fair.py"), "--config", "quick",
+               "--budget-madds", "10M", "14M", "--seed-ids", "0", "--out", str(tmp_path),
+               *[item for setting in ("data=synthetic:512,128", "evolve.train_subset=None", "evolve.epochs=2",
+                                      "evolve.regenerate_every=4", "search.train_subset=None", "search.epochs=2",
+                                      "search.warmup_epochs=1", "train.train_subset=None", "train.test_subset=None",
+                                      "train.epochs=1") for item in ("--set", setting)]]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    rows = results_table.read_rows(tmp_path / "rows.jsonl")
+    assert sorted((row["arm"], row["budget_madds"]) for row in rows) == sorted(
+        (arm, budget) for arm in ("learned", "manual", "union") for budget in (10_000_000, 14_000_000))
+    assert len(list(tmp_path.glob("evolve-seed*"))) == 1  # one evolve serves both budgets
+    steps = json.loads((tmp_path / "evolve-seed0" / "space.json").read_text())["metadata"]["steps"]
+    assert all(row["pretrain_steps"] == (steps if row["arm"] == "manual" else 0) for row in rows)
+    assert all(row["pick_method"] == "measured" for row in rows)

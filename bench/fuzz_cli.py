@@ -35,7 +35,7 @@ NB201_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|n
 
 HOSTILE_VALUES = ["", "0", "-1", "1.5", "1e400", "-1e400", "inf", "nan", "9" * 40, "-" + "9" * 40, "١٢", "１２",
                   "a" * 5000, "abc", "null", "~", "[]", "[1, [2, [3]]]", "{a: 1}", "true", "/dev/zero", "/",
-                  "/nonexistent/file.json", "*alias", "&anchor x", "'", "%s%n", "-", "--", "1e-320", "0x10",
+                  "no/such/folder/file.json", "/proc/no-such/file.json", "*alias", "&anchor x", "'", "%s%n", "-", "--", "1e-320", "0x10",
                   "1_000", " 5 ", "\t", "é"]
 # Small values a setting accepts, at its edges: they keep a tiny run tiny but reach the code behind the checks.
 EDGE_VALUES = ["1", "2", "3", "0.5", "0.0", "1e-9", "0.999999", "false", "true", "none"]
@@ -125,7 +125,7 @@ def good_files(folder: Path, shared: Path) -> dict[str, Path]:
 
 def hostile_file(rng: random.Random, folder: Path, kind: str, good: Path) -> Path:
     """A damaged stand-in for the file `good`."""
-    path = folder / f"hostile-{kind}{good.suffix if good.suffix else ''}"
+    path = folder / f"hostile-{kind}-{rng.randrange(10**9)}{good.suffix if good.suffix else ''}"  # one per mutation
     choice = rng.choice(["empty", "null", "laughs", "bytes", "nested", "field", "truncate", "dev-zero", "folder",
                          "long-value"])
     if choice == "dev-zero":
@@ -320,6 +320,20 @@ def run_case(argv: list[str], folder: Path, time_limit: float, memory_limit: int
             "peak_rss_mib": peak // 2**20}
 
 
+# Device nodes a hostile output path may name: a case that replaces one (an atomic rename over /dev/zero, as
+# root) is broken, and the pass stops there (the machine's /dev must be put right before going on).
+GUARDED_DEVICES = ("/dev/zero", "/dev/null")
+
+
+def devices_intact() -> bool:
+    import stat
+
+    try:
+        return all(stat.S_ISCHR(os.lstat(path).st_mode) for path in GUARDED_DEVICES if os.path.lexists(path))
+    except OSError:
+        return False
+
+
 def resident_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as file:
@@ -376,6 +390,8 @@ def fuzz(count: int, seed: int, time_limit: float, memory_limit: int, log: Path 
                     for item in argv]
             result = run_case(argv, folder, time_limit, memory_limit)
             kind = classify(result)
+            if not devices_intact():
+                kind = "replaced a device node"
             if kind:
                 broken += 1
                 by_kind[kind] = by_kind.get(kind, 0) + 1
@@ -390,6 +406,9 @@ def fuzz(count: int, seed: int, time_limit: float, memory_limit: int, log: Path 
             if show_progress:
                 print(f"{index + 1}/{count} {base}: {kind or 'ok'} ({result['seconds']} s)", file=sys.stderr)
             shutil.rmtree(folder, ignore_errors=True)
+            if kind == "replaced a device node":
+                count = index + 1  # stop: every later case would run against a broken /dev
+                break
     finally:
         if logging:
             logging.close()

@@ -62,6 +62,25 @@ def test_a_path_too_long_for_the_system_is_one_line(capsys, argv):
     fails_cleanly(capsys, argv, "too long for a path or name")
 
 
+@pytest.mark.parametrize("command", ["import-config", "show", "latency-table"])
+def test_an_output_path_that_is_a_pipe_or_device_is_refused(tmp_path, capsys, command):
+    """The fuzz pass found it: run as root, `import-config -o /dev/zero` renamed an arch.json over /dev/zero.
+    A FIFO stands in for the device here (tests make no device nodes)."""
+    import stat
+
+    from test_importing import mobilenetv2_config
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    net_config = tmp_path / "net.config"
+    net_config.write_text(json.dumps(mobilenetv2_config()))
+    argv = {"import-config": ["import-config", net_config, "-o", fifo],
+            "show": ["show", ARCH, "-o", fifo],
+            "latency-table": ["latency-table", "cifar-small", "-o", fifo, "--repeats", "1", "--no-progress"]}[command]
+    fails_cleanly(capsys, argv, "is a device, pipe or socket")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the pipe
+
+
 # ---- 2, 10. learning rates and weight decay out of any sane range ----------------------------------------
 
 @pytest.mark.parametrize("argv_tail, expected", [

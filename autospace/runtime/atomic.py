@@ -25,8 +25,25 @@ def _current_umask() -> int:
     return mask
 
 
+def require_not_special(path: str | os.PathLike, what: str = "file") -> None:
+    """Refuse to write over a device, pipe or socket: the rename of an atomic write would replace the
+    node itself (run as root, `-o /dev/zero` replaced /dev/zero with an arch.json)."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except (OSError, ValueError):
+        return  # absent (or not even a valid path: the write reports it)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+        from autospace.errors import AutospaceError
+
+        raise AutospaceError(f"the {what} path {path} is a device, pipe or socket, not a file; give a file path "
+                             f"(autospace never writes over one)")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
+    require_not_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _disk_full_as_one_line(path, len(data)):
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX)
@@ -86,6 +103,8 @@ def require_writable_folder(path: str | os.PathLike, what: str = "run folder", i
     from autospace.errors import AutospaceError
 
     path = Path(path).expanduser()
+    if is_file:
+        require_not_special(path, what)
     existing = path.parent if is_file else path
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
@@ -107,6 +126,7 @@ def require_file_path(path: str | os.PathLike, what: str) -> None:
 
     if str(path).strip() == "":
         raise AutospaceError(f"the {what} path is empty; give a file name, e.g. out/arch.json")
+    require_not_special(Path(path).expanduser(), what)
     if Path(path).expanduser().is_dir():
         raise AutospaceError(f"the {what} path {path} is a folder; give a file name inside it")
 

@@ -29,7 +29,7 @@ _API = {
     "save_arch": ("autospace.arch", "save_arch"),
     "save_space": ("autospace.arch", "save_space"),
     "build_model": ("autospace.nn", "build_network"),
-    "profile": ("autospace.profiling", "profile"),
+    "profile": ("autospace.latency.profiling", "profile"),
     "export_model": ("autospace.export", "export_model"),
     "draw": ("autospace.report.show", "draw"),
     "EvolveConfig": ("autospace.evolve", "EvolveConfig"),

@@ -107,11 +107,11 @@ def _command_space_count(args: argparse.Namespace) -> int:
 def _command_profile(args: argparse.Namespace) -> int:
     from autospace.arch import load_arch
     from autospace.runtime.device import resolve_device
-    from autospace.profiling import profile
+    from autospace.latency.profiling import profile
 
     network = load_arch(args.arch)
     if args.latency_table:  # predicted (sum of entries) beside measured, under the table's own conditions
-        from autospace.latency_timing import profile_against_table
+        from autospace.latency.profiling import profile_against_table
 
         result = profile_against_table(network, args.latency_table, args.device, args.resolution, args.repeats)
     else:
@@ -184,7 +184,7 @@ def _madds_override(key: str, text: str | None) -> list[str]:
 
 
 def _latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True) -> list[str]:
-    from autospace.latency_cli import latency_overrides
+    from autospace.latency.cli import latency_overrides
 
     return latency_overrides(args, prefix, params)
 
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "beside the measured one (at the table's batch size and threads)")
     profile.set_defaults(handler=_command_profile)
 
-    from autospace.latency_cli import add_budget_options, add_latency_table_parser, add_remeasure_option
+    from autospace.latency.cli import add_budget_options, add_latency_table_parser, add_remeasure_option
 
     add_latency_table_parser(commands)
 

@@ -72,10 +72,9 @@ def main(argv=None) -> dict:
     import torch
 
     from autospace.arch.presets import preset_skeleton
-    from autospace.cost.cell_latency import cell_network_latency_ms, raw_cell_latency_ms
-    from autospace.cost.latency import fixed_latency_ms
+    from autospace.latency.prediction import cell_network_latency_ms, fixed_latency_ms, raw_cell_latency_ms
     from autospace.evolve.latency_budget import dea_latency_table
-    from autospace.latency_timing import measure_network_ms
+    from autospace.latency.timing import measure_network_ms
 
     load_before = os.getloadavg()
     started = time.perf_counter()

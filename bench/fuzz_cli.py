@@ -234,9 +234,8 @@ def prepare_shared(folder: Path) -> None:
 
     from autospace.arch import manual_space, preset_skeleton
     from autospace.cli import main
-    from autospace.cost.latency import (
-        LatencyEntry, LatencyTable, block_key, fixed_keys, save_table,
-    )
+    from autospace.latency.keys import block_key, fixed_keys
+    from autospace.latency.table import LatencyEntry, LatencyTable, save_table
     from autospace.nn.block_supernet import layer_choices
     from autospace.runtime.device import hardware_info
     import torch

@@ -77,8 +77,9 @@ def main(argv=None) -> dict:
     import torch
 
     from autospace.cost import network_madds
-    from autospace.cost.latency import network_latency_ms
-    from autospace.latency_timing import measure_latency_table, measure_network_ms, table_space
+    from autospace.latency.cli import table_space
+    from autospace.latency.prediction import network_latency_ms
+    from autospace.latency.timing import measure_latency_table, measure_network_ms
 
     load_before = os.getloadavg()
     started = time.perf_counter()

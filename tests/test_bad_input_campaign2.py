@@ -118,7 +118,7 @@ def here_table(tmp_path, **changes) -> Path:
     """A table of this machine's conditions with every entry the manual cifar-small space needs."""
     from test_latency import fake_table, small_space
 
-    from autospace.cost.latency import table_to_json
+    from autospace.latency.table import table_to_json
 
     data = table_to_json(fake_table(small_space()))
     data.update(changes)
@@ -157,7 +157,7 @@ def test_a_latency_table_of_other_conditions_is_refused_naming_the_fields(tmp_pa
 
 def test_extending_a_table_under_other_conditions_is_refused(tmp_path):
     from autospace.errors import AutospaceError
-    from autospace.latency_timing import open_table
+    from autospace.latency.table import open_table
 
     table = here_table(tmp_path, torch_version="1.0.0")
     with pytest.raises(AutospaceError, match="torch_version '1.0.0' in the table"):
@@ -165,8 +165,8 @@ def test_extending_a_table_under_other_conditions_is_refused(tmp_path):
 
 
 def test_latency_remeasure_measures_a_new_table_here(tmp_path, capsys, monkeypatch):
-    import autospace.latency_timing as timing
-    from autospace.cost.latency import load_table
+    import autospace.latency.timing as timing
+    from autospace.latency.table import load_table
 
     def quick_segments(network, device, batch_size, warmup, repeats, autocast_dtype=None):  # no real timing
         return [[0.1] * 3 for _ in range(len(network.layers) + 2)], [0.1 * (len(network.layers) + 2)] * 3

@@ -86,7 +86,8 @@ def test_skipped_share_pays_only_for_the_layers_the_search_keeps():
     """With skipped_share 1 the bands are those of a network that skips every skippable layer: the
     band-mean cells of the kept layers alone cost slack x what the budget leaves after the fixed
     parts (with 0, all layers together do); with 0 the bands are the default ones."""
-    from autospace.evolve.layer_budget import CALIBRATION_CELLS, calibration_pool, fixed_madds
+    from autospace.arch.pools import calibration_pool
+    from autospace.evolve.layer_budget import CALIBRATION_CELLS, fixed_madds
 
     skeleton, budget, slack, floor = preset_skeleton("cifar-small"), 10_000_000, 1.08, 0.6
     slots = skeleton.searchable_slots()

@@ -10,9 +10,10 @@ import torch
 
 from autospace.arch.presets import preset_skeleton
 from autospace.arch.space import manual_space
-from autospace.cost.latency import (
-    OVERHEAD_KEY, LatencyEntry, LatencyTable, block_key, fixed_keys, load_table, network_latency_ms,
-    require_same_conditions, save_table,
+from autospace.latency.keys import block_key, fixed_keys
+from autospace.latency.prediction import network_latency_ms
+from autospace.latency.table import (
+    OVERHEAD_KEY, LatencyEntry, LatencyTable, load_table, require_same_conditions, save_table,
 )
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import layer_choices
@@ -92,7 +93,7 @@ def test_measured_table_covers_a_space_resumes_and_refuses_another_batch_size(tm
     from autospace.arch.cell import reference_cell
     from autospace.arch.network import Skeleton, Stage
     from autospace.arch.space import Candidate, SearchSpace
-    from autospace.latency_timing import measure_latency_table
+    from autospace.latency.timing import measure_latency_table
 
     skeleton = Skeleton(stages=(Stage(8, 2, 2),), stem_channels=8, first_channels=8, head_channels=16, resolution=8)
     multi = MultiBranch((InvertedResidual(3, 3), CellBlock(reference_cell())))
@@ -118,7 +119,7 @@ def test_expected_latency_equals_brute_force_enumeration():
 
     import torch
 
-    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+    from autospace.latency.prediction import candidate_latencies_ms, fixed_latency_ms
     from autospace.search.budget import expected_madds
 
     space = small_space()
@@ -174,7 +175,7 @@ def test_search_with_a_latency_target_returns_a_network_within_it(method, tmp_pa
     space = small_space()
     table = fake_table(space)
     save_table(tmp_path / "table.json", table)
-    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+    from autospace.latency.prediction import candidate_latencies_ms, fixed_latency_ms
 
     rows = candidate_latencies_ms(table, space.skeleton, layer_choices(space))
     span = Constraint("latency_us", tuple(map(tuple, rows)), fixed_latency_ms(table, space.skeleton), 1.0)
@@ -225,7 +226,7 @@ def test_nse_latency_penalty_pulls_expected_latency_to_the_target():
 def test_nse_with_a_latency_target_runs_and_measures_missing_entries(tmp_path):
     from autospace.evolve.nse import evolve_nse
     from autospace.evolve.nse_config import NseConfig
-    from autospace.latency_timing import measure_latency_table
+    from autospace.latency.timing import measure_latency_table
 
     table = tmp_path / "table.json"
     measure_latency_table(small_space(), "cpu", 1, table, warmup=1, repeats=3, progress=False)
@@ -243,7 +244,7 @@ def test_timing_a_table_restores_the_callers_thread_count():
     after this one in the same process must not silently run on one thread)."""
     import torch
 
-    from autospace.latency_timing import restores_torch_threads
+    from autospace.latency.timing import restores_torch_threads
 
     before = torch.get_num_threads()
     restores_torch_threads(lambda: torch.set_num_threads(1))()

@@ -12,10 +12,9 @@ from autospace.arch.cell import Cell, canonical, reference_cell
 from autospace.arch.ops import AGGREGATIONS, CELL_EXPANSIONS, EDGE_OPERATORS, EDGES
 from autospace.arch.presets import preset_skeleton
 from autospace.cli import main
-from autospace.cost.cell_latency import (
-    cell_components, cell_latency_ms, cell_network_latency_ms, layer_component_keys, scale_key,
-)
-from autospace.cost.latency import LatencyEntry, LatencyTable, fixed_keys, fixed_latency_ms, save_table
+from autospace.latency.keys import cell_components, fixed_keys, layer_component_keys, scale_key
+from autospace.latency.prediction import cell_latency_ms, cell_network_latency_ms, fixed_latency_ms
+from autospace.latency.table import LatencyEntry, LatencyTable, save_table
 from autospace.runtime.device import hardware_info
 from autospace.evolve import evolve
 from autospace.evolve.config import EvolveConfig
@@ -162,8 +161,8 @@ def test_cli_evolve_latency_target_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_measured_component_table_covers_every_layer_resumes_and_refuses_another_batch_size(tmp_path):
-    from autospace.cell_latency_timing import measure_cell_components
-    from autospace.cost.cell_latency import missing_components
+    from autospace.latency.cell_timing import measure_cell_components
+    from autospace.latency.keys import missing_components
 
     skeleton = preset_skeleton("cifar-small", resolution=16)
     out = tmp_path / "open.json"

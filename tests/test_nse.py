@@ -15,7 +15,8 @@ from autospace.errors import AutospaceError
 from autospace.evolve.nse import evolve_nse, pick_near_budget
 from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front
-from autospace.evolve.pool import LayerSubset, inverted_residual_pool, layer_pools, surviving_operators
+from autospace.arch.pools import inverted_residual_pool, layer_pools
+from autospace.evolve.pool import LayerSubset, surviving_operators
 from autospace.evolve.branch_masks import (
     expected_branch_madds, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
 )

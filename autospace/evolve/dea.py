@@ -33,8 +33,7 @@ from autospace.arch.space import Candidate, SearchSpace
 from autospace.runtime.atomic import read_jsonl
 from autospace.runtime.checkpoints import require_finite_loss
 from autospace.cost.analytic import block_cost
-from autospace.cost.cell_latency import cell_latency_ms
-from autospace.cost.latency import fixed_latency_ms
+from autospace.latency.prediction import cell_latency_ms, fixed_latency_ms
 from autospace.data import load_dataset, stratified_split
 from autospace.data.split import class_balanced_order
 from autospace.data.stream import BatchStream

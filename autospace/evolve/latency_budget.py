@@ -1,7 +1,7 @@
 """The DEA under a latency target (issue 18): per-layer latency bands from a cell-component table.
 
 With `target_latency_ms`, a cell's latency at a layer is predicted from the table's
-cell components (`autospace.cost.cell_latency`: thousands of distinct cells meet in a
+cell components (`autospace.latency.keys`: thousands of distinct cells meet in a
 run, too many to time one by one). The latency left after the fixed parts (stem,
 fixed first block, head, the table's network overhead) is shared among the searchable
 layers in proportion to the reference cell's predicted latency there, and each layer
@@ -23,11 +23,13 @@ from typing import Sequence
 
 from autospace.arch.cell import Cell, canonical
 from autospace.arch.network import Skeleton
-from autospace.cost.cell_latency import cell_latency_ms, missing_components
-from autospace.cost.latency import LatencyTable, fixed_keys, fixed_latency_ms, load_table
+from autospace.arch.pools import calibration_pool
+from autospace.latency.keys import fixed_keys, missing_components
+from autospace.latency.prediction import cell_latency_ms, fixed_latency_ms
+from autospace.latency.table import LatencyTable, load_table
 from autospace.errors import AutospaceError
 from autospace.evolve.layer_budget import (
-    CALIBRATION_CELLS, LayerBudget, calibration_pool, cell_madds, centred_cap, reference_family,
+    CALIBRATION_CELLS, LayerBudget, cell_madds, centred_cap, reference_family,
 )
 
 NANOSECONDS = 1e6  # centred_cap bisects integer costs: latency in ns
@@ -39,7 +41,7 @@ def dea_latency_table(path: str | None, skeleton: Skeleton) -> LatencyTable:
     if not path:
         raise AutospaceError("a latency target needs a latency table: give --latency-table TABLE.json (make one "
                              "with `autospace latency-table open:PRESET --device cpu -o TABLE.json`)")
-    from autospace.latency_timing import require_table_conditions
+    from autospace.latency.table import require_table_conditions
 
     table = load_table(path)
     require_table_conditions(table, path)  # a table of other conditions is neither used nor extended here
@@ -55,7 +57,7 @@ def dea_latency_table(path: str | None, skeleton: Skeleton) -> LatencyTable:
             f"{path} lacks {len(missing)} entries of this skeleton (e.g. {missing[0]!r}) and was measured on "
             f"{table.device} ({table.device_name}), not this machine's cpu ({here}); measure them there with "
             f"`autospace latency-table open:PRESET --device {table.device} --batch-size {table.batch_size} -o {path}`")
-    from autospace.cell_latency_timing import measure_cell_components
+    from autospace.latency.cell_timing import measure_cell_components
 
     print(f"autospace: note: {path} lacks the cell components of this skeleton; measuring them on this CPU "
           f"({here}) and adding them to the table", file=sys.stderr)

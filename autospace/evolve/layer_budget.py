@@ -14,14 +14,14 @@ none fits), are admissible whatever the band says.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, replace
 from typing import Sequence
 
 from autospace.arch.blocks import CellBlock
 from autospace.arch.cell import Cell, canonical
 from autospace.arch.network import LayerSlot, Skeleton
-from autospace.arch.ops import AGGREGATIONS, CELL_EXPANSIONS, EDGE_OPERATORS, EDGES
+from autospace.arch.ops import CELL_EXPANSIONS
+from autospace.arch.pools import calibration_pool
 from autospace.cost.analytic import block_cost, head_cost, stem_cost
 from autospace.errors import AutospaceError
 
@@ -65,19 +65,6 @@ def reference_family(reference: Cell) -> list[Cell]:
 
 
 CALIBRATION_CELLS = 600  # random cells per layer whose costs place the band
-
-
-def calibration_pool(count: int, seed: int = 0) -> list[Cell]:
-    """`count` distinct non-empty canonical cells drawn uniformly from the labelled open space
-    (a fixed seed: the band depends on the budget and the skeleton, not on the run)."""
-    rng = random.Random(seed)
-    pool: dict[Cell, None] = {}
-    while len(pool) < count:
-        cell = canonical(Cell(tuple(rng.choice(EDGE_OPERATORS) for _ in EDGES), rng.choice(CELL_EXPANSIONS),
-                              rng.choice(AGGREGATIONS)))
-        if not cell.is_empty():
-            pool[cell] = None
-    return list(pool)
 
 
 def centred_cap(costs: Sequence[int], share: float, floor_fraction: float) -> int:

@@ -40,14 +40,15 @@ from autospace.errors import AutospaceError
 from autospace.runtime.checkpoints import load_optimizer_state_by_name, optimizer_state_by_name
 from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front, write_pareto_plot
-from autospace.evolve.pool import LayerSubset, layer_pools, surviving_operators
+from autospace.arch.pools import layer_pools
+from autospace.evolve.pool import LayerSubset, surviving_operators
 from autospace.report.space import write_space_table
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.evolve.branch_masks import (
     expected_branch_madds, latency_penalty, mask_madds, sample_masks, squared_budget_penalty, two_subset_gradient,
 )
-from autospace.latency_timing import round_latency_us
+from autospace.latency.timing import round_latency_us
 from autospace.train.session import PathModule, open_session
 from autospace.train.optim import learning_rate_at, make_optimizer
 

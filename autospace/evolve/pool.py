@@ -1,8 +1,8 @@
-"""NSE's operator pool and the per-layer subsets searched from it (DESIGN 2.5).
+"""The per-layer subsets NSE searches from its operator pool (DESIGN 2.5).
 
-The pool of a layer is every block the layer may ever try: inverted residuals with
-kernel 3/5/7/9 x expansion 1/3/6, dilated kernel-3 variants, and (our extension) the
-open-space cells of a space.json, e.g. the space a previous `autospace evolve` learned.
+The pool of a layer (`autospace.arch.pools.layer_pools`) is every block the layer may
+ever try: inverted residuals with kernel 3/5/7/9 x expansion 1/3/6, dilated kernel-3
+variants, and (our extension) the open-space cells of a space.json, e.g. the space a previous `autospace evolve` learned.
 A subset of at most K of them is searched at once; after a round the survivors stay and
 the subset is refilled from the operators the layer has never tried, so no operator is
 tried twice and the search ends when every layer's pool is used up.
@@ -14,47 +14,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from autospace.arch.blocks import Block, CellBlock, InvertedResidual, block_to_string, canonical_block
-from autospace.arch.ops import IRB_EXPANSIONS, IRB_KERNELS
+from autospace.arch.blocks import Block, block_to_string
 from autospace.errors import AutospaceError
-
-
-def inverted_residual_pool(plain: bool = True, dilated: bool = True) -> list[Block]:
-    """(with `plain`) irb kernel 3/5/7/9 x expansion 1/3/6, then (with `dilated`) kernel 3,
-    dilation 2, expansion 1/3/6."""
-    pool: list[Block] = []
-    if plain:
-        pool += [InvertedResidual(kernel=k, expansion=e) for e in IRB_EXPANSIONS for k in IRB_KERNELS]
-    if dilated:
-        pool += [InvertedResidual(kernel=3, expansion=e, dilation=2) for e in IRB_EXPANSIONS]
-    return pool
-
-
-def layer_pools(num_layers: int, irb: bool, dilated: bool, space=None) -> list[list[Block]]:
-    """Per searchable layer its pool: the irb operators (if `irb`) and, from `space` (a SearchSpace
-    with one candidate list per layer), that layer's non-empty cells. Duplicates (after
-    canonicalisation) appear once."""
-    if space is not None and len(space.layers) != num_layers:
-        raise AutospaceError(
-            f"the --pool space has {len(space.layers)} searchable layers but this skeleton has {num_layers}; "
-            f"give a space.json learned on the same preset")
-    pools = []
-    for layer in range(num_layers):
-        blocks = inverted_residual_pool(plain=irb, dilated=dilated)
-        if space is not None:
-            blocks += [c.block for c in space.layers[layer] if isinstance(c.block, CellBlock) and not c.block.is_empty()]
-        unique, seen = [], set()
-        for block in blocks:
-            key = canonical_block(block)
-            if key not in seen:
-                seen.add(key)
-                unique.append(key)
-        if not unique:
-            raise AutospaceError(
-                f"layer {layer} has an empty operator pool; turn pool_irb or pool_dilated on, or give --pool a "
-                f"space.json with cells")
-        pools.append(unique)
-    return pools
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Measure the open space's cell components (`autospace latency-table open:PRESET`; issue 18).
 
 For every searchable layer of a skeleton, `measure_cell_components` times each cell
-component (`autospace.cost.cell_latency`) inside probe networks of cells, as
-`latency_timing` times whole blocks: network k puts probe cell (k + l) mod n in
+component (`keys.py`) inside probe networks of cells, as `timing.py` times
+whole blocks: network k puts probe cell (k + l) mod n in
 layer l, and each component of each cell runs on its own clock reads within a whole
 forward pass. The probes are every (operator on all six edges, expansion,
 aggregation), which together hold every component, plus a few cells drawn from the
@@ -25,21 +25,17 @@ from autospace.arch.blocks import CellBlock
 from autospace.arch.cell import Cell
 from autospace.arch.network import Skeleton
 from autospace.arch.ops import AGGREGATIONS, CELL_EXPANSIONS, EDGES, INNER_NODES
-from autospace.cost.cell_latency import component_key, missing_components, raw_cell_latency_ms, scale_key
-from autospace.cost.latency import (
-    LatencyEntry, LatencyTable, fixed_keys, fixed_latency_ms, load_table, require_same_conditions, save_table,
-)
-from autospace.runtime.device import resolve_device, resolve_precision
-from autospace.errors import AutospaceError
-from autospace.latency_timing import network_keys, open_table, restores_torch_threads, summarise, table_conditions, time_segments
+from autospace.arch.pools import calibration_pool
+from autospace.latency.keys import component_key, fixed_keys, missing_components, network_keys, scale_key
+from autospace.latency.prediction import fixed_latency_ms, raw_cell_latency_ms
+from autospace.latency.table import LatencyEntry, LatencyTable, open_table, save_table
+from autospace.latency.timing import restores_torch_threads, summarise, time_segments
 
 CALIBRATION_NETWORKS = 12  # whole networks of light cells that fit the scale
 RANDOM_PROBES = 12  # cells drawn from the open space besides the all-one-operator probes: the fit sees real cells
 
 
 def probe_cells(random_cells: int = RANDOM_PROBES) -> list[Cell]:
-    from autospace.evolve.layer_budget import calibration_pool
-
     cells = [Cell((op,) * len(EDGES), e, aggregation) for e in CELL_EXPANSIONS
              for op in ("conv1x1", "conv3x3", "dwconv3x3", "identity") for aggregation in AGGREGATIONS]
     return cells + calibration_pool(random_cells, seed=1)
@@ -115,8 +111,6 @@ def time_components(network, device, batch_size: int, warmup: int, repeats: int,
 def calibration_networks(skeleton: Skeleton, table: LatencyTable, count: int = CALIBRATION_NETWORKS) -> list:
     """Networks of open-space cells like those a latency target admits: each layer a cell drawn from the
     lighter half (by the parts' sum) of a fixed sample of the open space."""
-    from autospace.evolve.layer_budget import calibration_pool
-
     pool = calibration_pool(200, seed=2)
     rng = random.Random(2)
     lighter = []

@@ -1,24 +1,27 @@
-"""`autospace latency-table`: the subcommand's parser and handler (kept out of cli.py, which only wires it)."""
+"""`autospace latency-table`: the subcommand's parser and handler, and what its SPACE_OR_PRESET names
+(kept out of the root cli.py, which only wires it); the latency options of `search`, `evolve` and `run`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
+from pathlib import Path
 
 from autospace.errors import AutospaceError
 from autospace.runtime.parsing import ascii_float, ascii_int
 
 
 def _command_latency_table(args: argparse.Namespace) -> int:
+    from autospace.latency.timing import measure_latency_table
     from autospace.runtime.atomic import require_file_path, require_writable_folder
-    from autospace.latency_timing import measure_latency_table, table_space
 
     require_file_path(args.output, "latency table")
     require_writable_folder(args.output, "latency table", is_file=True)
     options = dict(threads=args.threads, warmup=args.warmup, repeats=args.repeats, precision=args.precision,
                    statistic=args.statistic, progress=not args.no_progress, rounds=args.rounds)
     if args.space.startswith("open:"):  # the open space's cell components (the DEA's latency caps)
-        from autospace.cell_latency_timing import measure_cell_components
+        from autospace.latency.cell_timing import measure_cell_components
 
         table = measure_cell_components(open_skeleton(args.space[5:], args.resolution, args.num_classes),
                                         args.device, args.batch_size, args.output, **options)
@@ -29,9 +32,38 @@ def _command_latency_table(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_skeleton(preset: str, resolution: int | None = None, num_classes: int | None = None):
-    from dataclasses import replace
+def table_space(spec: str, resolution: int | None = None, num_classes: int | None = None):
+    """What `autospace latency-table SPEC` times: a preset name (its manual space), `nse:PRESET` (NSE's
+    default operator pool on it), or a space.json (or a run folder holding one), optionally at another
+    resolution or class count (the data's)."""
+    from autospace.arch.codec import load_space
+    from autospace.arch.presets import PRESETS, preset_skeleton
+    from autospace.arch.space import Candidate, SearchSpace, manual_space
 
+    if spec in PRESETS:
+        space = manual_space(preset_skeleton(spec))
+    elif spec.startswith("nse:") and spec[4:] in PRESETS:
+        from autospace.arch.pools import layer_pools
+
+        skeleton = preset_skeleton(spec[4:])
+        pools = layer_pools(skeleton.num_searchable, True, True)
+        space = SearchSpace(skeleton, tuple(tuple(Candidate(block) for block in pool) for pool in pools), "nse-pool")
+    else:
+        path = Path(spec)
+        for inner in (path / "space.json", path / "evolve" / "space.json"):
+            if path.is_dir() and inner.exists():
+                path = inner
+                break
+        if not path.is_file():
+            raise AutospaceError(f"{spec!r} is neither a preset ({', '.join(PRESETS)}), nse:PRESET, nor a "
+                                 f"space.json or run folder holding one")
+        space = load_space(path)
+    changes = {key: value for key, value in (("resolution", resolution), ("num_classes", num_classes))
+               if value is not None}
+    return replace(space, skeleton=replace(space.skeleton, **changes)) if changes else space
+
+
+def open_skeleton(preset: str, resolution: int | None = None, num_classes: int | None = None):
     from autospace.arch.presets import PRESETS, preset_skeleton
 
     if preset not in PRESETS:
@@ -91,8 +123,6 @@ def add_remeasure_option(parser: argparse.ArgumentParser) -> None:
 def latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True) -> list[str]:
     """The options above as config overrides (`prefix` is "search." inside a run config; NSE has no
     params target: `params` false)."""
-    from pathlib import Path
-
     from autospace.cost.units import parse_madds
 
     overrides = []
@@ -102,7 +132,7 @@ def latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True
     if getattr(args, "latency_remeasure", False):
         if not table:
             raise AutospaceError("--latency-remeasure needs --latency-table TABLE.json (the table to measure anew)")
-        from autospace.latency_timing import start_remeasured_table
+        from autospace.latency.table import start_remeasured_table
 
         table = str(start_remeasured_table(table))
     if table:
@@ -112,4 +142,5 @@ def latency_overrides(args: argparse.Namespace, prefix: str, params: bool = True
     return overrides
 
 
-__all__ = ["add_budget_options", "add_latency_table_parser", "latency_overrides", "AutospaceError"]
+__all__ = ["add_budget_options", "add_latency_table_parser", "add_remeasure_option", "latency_overrides",
+           "open_skeleton", "table_space"]

@@ -1,14 +1,16 @@
-"""Latency of open-space cells from their components (issue 18: the DEA's latency caps), plain data.
+"""The names of a latency table's entries, plain data: each names a module and the shape it runs at.
 
-A DEA run meets thousands of distinct cells, too many to time one by one. So each
-searchable layer's cell *components* are timed once at that layer's shape
-(`autospace latency-table open:PRESET`): the input 1x1 conv per expansion, every
-edge operator per (stride, operator, expansion) (edges out of inner node 0 carry
-the layer's stride), the concat projections per fan-in, one sum-aggregation add,
-the output 1x1 conv per expansion and the residual add. A cell's predicted latency
-is the sum of its components' entries times the layer's `scale` entry, a factor
-(not milliseconds) fitted on whole networks of open-space cells timed under the
-same conditions (`autospace.cell_latency_timing` says why and how).
+Blocks (`block SHAPE BLOCK`), the stem and the head of a network; identical layers
+of a stage share one entry. And the *components* of an open-space cell (issue 18:
+the DEA's latency caps): a DEA run meets thousands of distinct cells, too many to
+time one by one, so each searchable layer's cell components are timed once at that
+layer's shape (`autospace latency-table open:PRESET`): the input 1x1 conv per
+expansion, every edge operator per (stride, operator, expansion) (edges out of
+inner node 0 carry the layer's stride), the concat projections per fan-in, one
+sum-aggregation add, the output 1x1 conv per expansion and the residual add. A
+cell's predicted latency is the sum of its components' entries times the layer's
+`scale` entry, a factor (not milliseconds) fitted on whole networks of open-space
+cells timed under the same conditions (`cell_timing.py` says why and how).
 
 Component keys start with `cellpart`, so they never collide with a whole block's
 `block ...` entry.
@@ -19,13 +21,57 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
+from autospace.arch.blocks import Block, block_to_string, canonical_block
 from autospace.arch.cell import Cell, canonical
-from autospace.arch.network import LayerSlot
+from autospace.arch.network import LayerSlot, conv_output_size
 from autospace.arch.ops import EDGES, INNER_NODES
-from autospace.cost.latency import LatencyTable, slot_shape
-from autospace.errors import AutospaceError
 
 PREFIX = "cellpart"
+
+
+# ---- blocks, stem, head ------------------------------------------------------------------------
+
+def slot_shape(slot: LayerSlot) -> str:
+    return f"{slot.in_channels}x{slot.input_size}->{slot.out_channels}s{slot.stride}"
+
+
+def block_key(block: Block, slot: LayerSlot) -> str:
+    return f"block {slot_shape(slot)} {block_to_string(canonical_block(block))}"
+
+
+def stem_key(network) -> str:
+    """`network`: a Network or a Skeleton (both carry the stem's settings)."""
+    size = conv_output_size(network.resolution, network.stem_stride)
+    return (f"stem {network.in_channels}x{network.resolution}->{network.stem_channels}x{size}"
+            f"s{network.stem_stride} {network.activation}")
+
+
+def head_key(network, last_channels: int, final_size: int) -> str:
+    return (f"head {last_channels}x{final_size}->{network.head_channels}->{network.num_classes} "
+            f"{network.activation}")
+
+
+def fixed_keys(network) -> list[str]:
+    """Stem, every non-searchable layer and head of a Network or Skeleton."""
+    slots = network.slots()
+    keys = [stem_key(network)]
+    if hasattr(network, "first_block"):  # a Skeleton
+        keys += [block_key(network.first_block, slot) for slot in slots if not slot.searchable]
+    else:
+        keys += [block_key(layer.block, slot) for layer, slot in zip(network.layers, slots) if not slot.searchable]
+    return keys + [head_key(network, slots[-1].out_channels, slots[-1].output_size)]
+
+
+def network_keys(network) -> list[str | None]:
+    """The entry of each timed segment of a forward pass: stem, every layer (None: an empty one), head."""
+    slots = network.slots()
+    return ([stem_key(network)]
+            + [None if layer.block.is_empty() else block_key(layer.block, slot)
+               for layer, slot in zip(network.layers, slots)]
+            + [head_key(network, slots[-1].out_channels, slots[-1].output_size)])
+
+
+# ---- cell components ---------------------------------------------------------------------------
 
 
 def component_key(slot: LayerSlot, part: str, expansion: int | None = None) -> str:
@@ -77,45 +123,10 @@ def layer_component_keys(slot: LayerSlot) -> list[str]:
     return keys + [scale_key(slot)]
 
 
-def missing_components(table: LatencyTable, slots: Sequence[LayerSlot]) -> list[str]:
+def missing_components(table, slots: Sequence[LayerSlot]) -> list[str]:
+    """The component keys of `slots` that `table` (a LatencyTable) lacks."""
     return [key for slot in slots for key in layer_component_keys(slot) if key not in table.entries]
 
 
-def raw_cell_latency_ms(table: LatencyTable, cell: Cell, slot: LayerSlot) -> float:
-    """The plain sum of a cell's component entries (no calibration)."""
-    total = 0.0
-    for key, times in cell_components(cell, slot).items():
-        entry = table.entries.get(key)
-        if entry is None:
-            raise AutospaceError(
-                f"the latency table has no entry for the cell component {key!r} of layer {slot.index}; measure "
-                f"the open space's components with `autospace latency-table open:PRESET --device {table.device} "
-                f"--batch-size {table.batch_size} -o TABLE.json` (an existing table is extended)")
-        total += times * entry.value(table.statistic)
-    return total
-
-
-def cell_latency_ms(table: LatencyTable, cell: Cell, slot: LayerSlot) -> float:
-    """Predicted latency of a cell at `slot`: its components' entries times the layer's scale entry."""
-    scale = table.entries.get(scale_key(slot))
-    return raw_cell_latency_ms(table, cell, slot) * (scale.value(table.statistic) if scale is not None else 1.0)
-
-
-def cell_network_latency_ms(table: LatencyTable, network) -> float:
-    """A network of cells (a Network whose searchable layers hold CellBlocks or zero blocks): the fixed
-    parts' entries (and the table's network overhead) plus every cell's component prediction."""
-    from autospace.arch.blocks import CellBlock
-    from autospace.cost.latency import fixed_latency_ms
-
-    total = fixed_latency_ms(table, network)
-    for layer, slot in zip(network.layers, network.slots()):
-        if slot.searchable and not layer.block.is_empty():
-            if not isinstance(layer.block, CellBlock):
-                raise AutospaceError(f"layer {slot.index} holds a {type(layer.block).__name__}, not a cell; the "
-                                     f"component model predicts cells only")
-            total += cell_latency_ms(table, layer.block.cell, slot)
-    return total
-
-
-__all__ = ["cell_components", "cell_latency_ms", "cell_network_latency_ms", "component_key", "layer_component_keys",
-           "missing_components", "raw_cell_latency_ms", "scale_key"]
+__all__ = ["block_key", "cell_components", "component_key", "fixed_keys", "head_key", "layer_component_keys",
+           "missing_components", "network_keys", "scale_key", "slot_shape", "stem_key"]

@@ -1,16 +1,20 @@
-"""Params, MAdds and measured latency of a network on a device."""
+"""Params, MAdds and measured latency of a network on a device (`autospace profile`), and the
+prediction of a latency table beside the measured time (`--latency-table`)."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from autospace.arch.network import Network
 from autospace.cost import network_cost
-from autospace.nn import build_network
 from autospace.errors import AutospaceError
+from autospace.latency.prediction import network_latency_ms, predicted_vs_measured
+from autospace.latency.table import load_table, require_table_conditions
+from autospace.latency.timing import check_table_device, measure_network_ms, time_module
+from autospace.nn import build_network
 from autospace.runtime.memory import require_network_fits, require_parameters_fit
 
 # The most timed passes a profile takes per batch size: beyond it the median no longer moves.
@@ -19,23 +23,8 @@ MAX_REPEATS = 100_000
 
 def measure_latency_ms(model: torch.nn.Module, input_shape: tuple[int, ...], device: torch.device,
                        repeats: int = 20, warmup: int = 5, autocast_dtype=None) -> float:
-    """Median forward time in milliseconds (inference mode, synchronised on CUDA)."""
-    inputs = torch.randn(input_shape, device=device)
-    inputs = inputs.contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
-                                                enabled=autocast_dtype is not None):
-        for index in range(warmup + repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            model(inputs)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if index >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
-    times.sort()
-    return times[len(times) // 2]
+    """Median forward time in milliseconds (inference mode, NHWC, synchronised on CUDA)."""
+    return time_module(model, input_shape, device, warmup, repeats, autocast_dtype).median_ms
 
 
 def profile(network: Network, device: str | torch.device = "cpu", resolution: int | None = None,
@@ -63,3 +52,21 @@ def profile(network: Network, device: str | torch.device = "cpu", resolution: in
         result[f"latency_ms_b{batch}"] = round(measure_latency_ms(model, shape, device, repeats,
                                                                   autocast_dtype=autocast_dtype), 3)
     return result
+
+
+def profile_against_table(network, table_path: str | Path, device: str | None = None,
+                          resolution: int | None = None, repeats: int = 50) -> dict:
+    """Params, MAdds, the table's predicted latency and the measured one, side by side."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer in [1, {MAX_REPEATS:,}] (timed passes)")
+    table = load_table(table_path)
+    check_table_device(table, device or table.device)
+    require_table_conditions(table, table_path, "a table measured here")
+    if resolution is not None:
+        network = replace(network, resolution=resolution)
+    predicted = network_latency_ms(table, network)
+    measured = measure_network_ms(network, table, repeats=max(repeats, 20))
+    cost = network_cost(network)
+    return {"params": cost.params, "madds": cost.madds, "resolution": network.resolution,
+            "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
+            **predicted_vs_measured(predicted, measured)}

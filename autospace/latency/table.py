@@ -1,17 +1,20 @@
-"""Per-device latency lookup tables (DESIGN 2.7), plain data, no torch.
+"""Per-device latency lookup tables (DESIGN 2.7): the table, its file format and its conditions.
 
 A table holds the measured time of every module a network of a space can be
-made of, each at the shape it runs at: the stem, every candidate block at its
-layer's slot (input channels and size, output channels, stride), the fixed
-first block and the head (1x1 conv, pooling, classifier). A network's predicted
-latency is the sum of its entries (ProxylessNAS, once-for-all and NSE do the
-same), so under per-layer distributions the expected latency is linear in the
-probabilities, exactly like expected MAdds.
+made of, each at the shape it runs at (`keys.py` names the entries): the stem,
+every candidate block at its layer's slot (input channels and size, output
+channels, stride), the fixed first block and the head (1x1 conv, pooling,
+classifier), or an open-space cell's components. A network's predicted latency
+is the sum of its entries (`prediction.py`; ProxylessNAS, once-for-all and NSE
+do the same), so under per-layer distributions the expected latency is linear
+in the probabilities, exactly like expected MAdds.
 
-Entries are keyed by strings that name the module and its shape; identical
-layers of a stage share one entry. The measurement conditions (device and its
-name, threads, torch version, precision, batch size) are part of the table:
-a table measured elsewhere is refused where that matters.
+The measurement conditions (device and its name, threads, torch version,
+precision, batch size) are part of the table: a table measured elsewhere is
+refused where that matters, and `open_table` extends an existing table only
+under its own conditions (`--latency-remeasure` starts one of this machine's
+beside it). Plain data: torch is imported only to open a table for timing and
+to read this machine's conditions.
 """
 
 from __future__ import annotations
@@ -19,10 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-from autospace.arch.blocks import Block, MultiBranch, block_to_string, canonical_block
-from autospace.arch.network import LayerSlot, conv_output_size
 from autospace.errors import AutospaceError
 
 TABLE_FORMAT = "autospace.latency-table/1"
@@ -65,88 +65,6 @@ class LatencyTable:
     def describe(self) -> str:
         return (f"{self.device} ({self.device_name}), batch {self.batch_size}, {self.threads} thread(s), "
                 f"{self.precision}, torch {self.torch_version}")
-
-
-# ---- keys ----------------------------------------------------------------------------------------
-
-def slot_shape(slot: LayerSlot) -> str:
-    return f"{slot.in_channels}x{slot.input_size}->{slot.out_channels}s{slot.stride}"
-
-
-def block_key(block: Block, slot: LayerSlot) -> str:
-    return f"block {slot_shape(slot)} {block_to_string(canonical_block(block))}"
-
-
-def stem_key(network) -> str:
-    """`network`: a Network or a Skeleton (both carry the stem's settings)."""
-    size = conv_output_size(network.resolution, network.stem_stride)
-    return (f"stem {network.in_channels}x{network.resolution}->{network.stem_channels}x{size}"
-            f"s{network.stem_stride} {network.activation}")
-
-
-def head_key(network, last_channels: int, final_size: int) -> str:
-    return (f"head {last_channels}x{final_size}->{network.head_channels}->{network.num_classes} "
-            f"{network.activation}")
-
-
-def fixed_keys(network) -> list[str]:
-    """Stem, every non-searchable layer and head of a Network or Skeleton."""
-    slots = network.slots()
-    keys = [stem_key(network)]
-    if hasattr(network, "first_block"):  # a Skeleton
-        keys += [block_key(network.first_block, slot) for slot in slots if not slot.searchable]
-    else:
-        keys += [block_key(layer.block, slot) for layer, slot in zip(network.layers, slots) if not slot.searchable]
-    return keys + [head_key(network, slots[-1].out_channels, slots[-1].output_size)]
-
-
-# ---- lookups -------------------------------------------------------------------------------------
-
-def _missing(table: LatencyTable, key: str, where: str) -> AutospaceError:
-    return AutospaceError(
-        f"the latency table has no entry for {where} ({key!r}); measure it with `autospace latency-table "
-        f"SPACE --device {table.device} --batch-size {table.batch_size} -o TABLE.json` (an existing table is "
-        f"extended)")
-
-
-def entry_ms(table: LatencyTable, key: str, where: str = "a module") -> float:
-    entry = table.entries.get(key)
-    if entry is None:
-        raise _missing(table, key, where)
-    return entry.value(table.statistic)
-
-
-def block_latency_ms(table: LatencyTable, block: Block, slot: LayerSlot) -> float:
-    """A block's entry; an empty block costs 0. A multi-branch block without its own entry is the sum of
-    its branches' entries (the mean of the branches is cheap next to them)."""
-    if block.is_empty():
-        return 0.0
-    key = block_key(block, slot)
-    if key in table.entries:
-        return table.entries[key].value(table.statistic)
-    block = canonical_block(block)
-    if isinstance(block, MultiBranch):
-        return sum(block_latency_ms(table, branch, slot) for branch in block.branches)
-    raise _missing(table, key, f"layer {slot.index}")
-
-
-def fixed_latency_ms(table: LatencyTable, network) -> float:
-    """Stem, fixed blocks and head, plus the table's per-network overhead when it has one."""
-    overhead = table.entries[OVERHEAD_KEY].value(table.statistic) if OVERHEAD_KEY in table.entries else 0.0
-    return overhead + sum(entry_ms(table, key, "the stem, fixed block or head") for key in fixed_keys(network))
-
-
-def network_latency_ms(table: LatencyTable, network) -> float:
-    """Predicted latency of a Network: the sum of its entries."""
-    searchable = sum(block_latency_ms(table, layer.block, slot)
-                     for layer, slot in zip(network.layers, network.slots()) if slot.searchable)
-    return fixed_latency_ms(table, network) + searchable
-
-
-def candidate_latencies_ms(table: LatencyTable, skeleton, choices: Sequence[Sequence[Block]]) -> list[list[float]]:
-    """Per searchable layer of `skeleton`, the entry of each block of `choices[l]`."""
-    return [[block_latency_ms(table, block, slot) for block in blocks]
-            for slot, blocks in zip(skeleton.searchable_slots(), choices)]
 
 
 # ---- files ---------------------------------------------------------------------------------------
@@ -253,9 +171,108 @@ def describe_differences(differences: dict) -> str:
     return ", ".join(f"{name} {old!r} in the table, {new!r} here" for name, (old, new) in differences.items())
 
 
-def predicted_vs_measured(predicted_ms: float, measured_ms: float) -> dict:
-    return {"predicted_latency_ms": round(predicted_ms, 4), "measured_latency_ms": round(measured_ms, 4),
-            "relative_error": round((predicted_ms - measured_ms) / measured_ms, 4) if measured_ms > 0 else None}
+# ---- opening a table to time into, and the conditions of this machine ---------------------------
+
+def table_conditions(device, batch_size: int, threads: int, precision: str, warmup: int, statistic: str) -> dict:
+    """The conditions of a table timed now on `device` (a torch.device)."""
+    import torch
+
+    from autospace.runtime.device import hardware_info
+
+    info = hardware_info(device)
+    return {"device": str(device), "device_name": info["device_name"], "batch_size": batch_size,
+            "threads": threads, "torch_version": torch.__version__, "precision": precision,
+            "channels_last": True, "warmup": warmup, "statistic": statistic}
+
+
+def open_table(out, device: str, batch_size: int, threads: int, warmup: int, repeats: int, precision: str,
+               statistic: str, rounds: int):
+    """Check the timing arguments, set this process's threads for timing, and return (device, autocast
+    dtype, table): the table at `out` to extend (refused when measured under other conditions), or a new one."""
+    import torch
+
+    from autospace.runtime.device import resolve_device, resolve_precision
+
+    for name, value, (least, most) in (("batch size", batch_size, TABLE_INTEGER_RANGES["batch_size"]),
+                                       ("threads", threads, TABLE_INTEGER_RANGES["threads"]),
+                                       ("repeats", repeats, (1, 100_000)), ("warmup", warmup, (0, 100_000)),
+                                       ("rounds", rounds, (1, 1000))):
+        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
+            raise AutospaceError(f"{name} is {value!r}; it must be an integer in [{least}, {most:,}]")
+    if statistic not in STATISTICS:
+        raise AutospaceError(f"statistic {statistic!r} is unknown; valid: {', '.join(STATISTICS)}")
+    device = resolve_device(device)
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    else:
+        threads = torch.get_num_threads()  # host threads do not time a GPU kernel; recorded all the same
+    autocast_dtype = resolve_precision(precision, device)
+    precision = "bf16" if autocast_dtype is not None else "fp32"
+    table = LatencyTable(**table_conditions(device, batch_size, threads, precision, warmup, statistic))
+    if out is not None and Path(out).exists():
+        old = load_table(out)
+        require_same_conditions(old, table.device, table.device_name, batch_size, str(out))
+        differences = condition_differences(old, table.conditions())
+        if differences:  # one table, one set of conditions: never a mix
+            raise AutospaceError(f"{out} was measured under other conditions ({describe_differences(differences)}); "
+                                 f"a table is extended only where {', '.join(MATCHING_CONDITIONS)} match: use "
+                                 f"--threads {old.threads} --precision {old.precision} on the machine and torch "
+                                 f"version that measured it, or another output file")
+        table = old
+    return device, autocast_dtype, table
+
+
+def here_conditions(table: LatencyTable) -> dict:
+    """This machine's values of the conditions `table` must match to be used or extended here: device
+    (its CUDA device when the table is a GPU's and one is here, else the CPU) and its name, torch version,
+    and the threads the table was timed with, when this process can run that many (else the cores it has)."""
+    import os
+
+    import torch
+
+    from autospace.runtime.device import hardware_info
+
+    device = torch.device("cpu")
+    if table.device.startswith("cuda") and torch.cuda.is_available():
+        device = torch.device(table.device)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = table.threads if device.type != "cpu" or table.threads <= cores else cores
+    return {"device": str(device), "device_name": hardware_info(device)["device_name"],
+            "torch_version": torch.__version__, "threads": threads}
+
+
+REMEASURE_HINT = "--latency-remeasure (measures what the run needs on this machine into TABLE.here.json)"
+
+
+def require_table_conditions(table: LatencyTable, path, hint: str = REMEASURE_HINT) -> None:
+    """Refuse in one line to use or extend `table` (read from `path`) where this machine's conditions differ
+    from the ones it records, naming the fields that differ."""
+    differences = condition_differences(table, here_conditions(table))
+    if differences:
+        raise AutospaceError(f"{path} was measured under other conditions ({describe_differences(differences)}); a "
+                             f"latency table is used or extended only where {', '.join(MATCHING_CONDITIONS)} match; "
+                             f"measure one here (`autospace latency-table SPACE --threads N -o NEW.json`) or pass "
+                             f"{hint}")
+
+
+def remeasured_table_path(path) -> Path:
+    """Where `--latency-remeasure` keeps the table measured on this machine for `path`: TABLE.here.json."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.here.json")
+
+
+def start_remeasured_table(path) -> Path:
+    """A table beside `path` with this machine's conditions and `path`'s batch size, precision, warmup and
+    statistic, holding no entries yet (a run measures the ones it needs into it); an existing one is kept
+    when this machine's conditions match it. Returns its path."""
+    old = load_table(path)
+    new_path = remeasured_table_path(path)
+    if new_path.exists():
+        require_table_conditions(load_table(new_path), new_path, "another --latency-table")
+        return new_path
+    here = here_conditions(old)
+    save_table(new_path, LatencyTable(**{**old.conditions(), **here}))
+    return new_path
 
 
 def dumps(table: LatencyTable) -> str:

@@ -1,9 +1,9 @@
-"""Measure latency tables (DESIGN 2.7): time every module a space's networks are made of.
+"""Timing of blocks (DESIGN 2.7): time every module a space's networks are made of into a table.
 
 `measure_latency_table(space, device, batch_size, out)` times the stem, the fixed
 first block, the head and every candidate block of every searchable layer, each
 at the input shape it sees in the network, and writes `out` (a JSON table,
-`autospace.cost.latency`). Entries already in `out` are kept, so an interrupted
+`table.py`). Entries already in `out` are kept, so an interrupted
 run resumes and a table grows to cover a new space; a table of another device or
 batch size is refused. The table is rewritten atomically every few entries.
 
@@ -12,12 +12,13 @@ Timing: inference mode, NHWC (as `autospace profile` and final training run),
 interquartile range (spread) and minimum, and the table says which of them its
 predictions use (`measure_latency_table` says why). On the CPU the thread count is fixed (default
 1: a single-threaded time is far less disturbed by other jobs on a shared machine)
-and recorded.
+and recorded. The timing helpers here (`time_module`, `time_segments`, `summarise`) serve the cell
+components' timing (`cell_timing.py`) and profiling too; `latency_table_for` opens a table that covers a
+space, measuring what it lacks on this CPU.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -28,13 +29,14 @@ from torch import nn
 
 from autospace.arch.blocks import MultiBranch, canonical_block
 from autospace.arch.space import SearchSpace
-from autospace.cost.latency import (
-    MATCHING_CONDITIONS, LatencyEntry, LatencyTable, block_key, condition_differences, describe_differences, head_key,
-    load_table, require_same_conditions, save_table, stem_key,
-)
-from autospace.runtime.device import hardware_info, resolve_device, resolve_precision
 from autospace.errors import AutospaceError
-
+from autospace.latency.keys import network_keys
+from autospace.latency.prediction import candidate_latencies_ms, fixed_latency_ms, network_latency_ms
+from autospace.latency.table import (
+    OVERHEAD_KEY, LatencyEntry, LatencyTable, load_table, open_table, require_same_conditions, require_table_conditions,
+    save_table,
+)
+from autospace.runtime.device import hardware_info, resolve_device
 
 
 def restores_torch_threads(function):
@@ -91,15 +93,6 @@ def probe_networks(space: SearchSpace) -> list:
             for k in range(count)]
 
 
-def network_keys(network) -> list[str | None]:
-    """The entry of each timed segment of a forward pass: stem, every layer (None: an empty one), head."""
-    slots = network.slots()
-    return ([stem_key(network)]
-            + [None if layer.block.is_empty() else block_key(layer.block, slot)
-               for layer, slot in zip(network.layers, slots)]
-            + [head_key(network, slots[-1].out_channels, slots[-1].output_size)])
-
-
 def time_segments(network, device: torch.device, batch_size: int, warmup: int, repeats: int,
                   autocast_dtype=None) -> tuple[list[list[float]], list[float]]:
     """Per segment (stem, layers, head) of `network`, its `repeats` times in milliseconds inside whole
@@ -145,51 +138,6 @@ def summarise(samples: Sequence[float]) -> LatencyEntry:
                         round(ordered[0], 5))
 
 
-def table_conditions(device: torch.device, batch_size: int, threads: int, precision: str, warmup: int,
-                     statistic: str) -> dict:
-    info = hardware_info(device)
-    return {"device": str(device), "device_name": info["device_name"], "batch_size": batch_size,
-            "threads": threads, "torch_version": torch.__version__, "precision": precision,
-            "channels_last": True, "warmup": warmup, "statistic": statistic}
-
-
-def open_table(out, device: str, batch_size: int, threads: int, warmup: int, repeats: int, precision: str,
-               statistic: str, rounds: int):
-    """Check the timing arguments, set this process's threads for timing, and return (device, autocast
-    dtype, table): the table at `out` to extend (refused when measured under other conditions), or a new one."""
-    from autospace.cost.latency import STATISTICS
-
-    from autospace.cost.latency import TABLE_INTEGER_RANGES
-
-    for name, value, (least, most) in (("batch size", batch_size, TABLE_INTEGER_RANGES["batch_size"]),
-                                       ("threads", threads, TABLE_INTEGER_RANGES["threads"]),
-                                       ("repeats", repeats, (1, 100_000)), ("warmup", warmup, (0, 100_000)),
-                                       ("rounds", rounds, (1, 1000))):
-        if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= most:
-            raise AutospaceError(f"{name} is {value!r}; it must be an integer in [{least}, {most:,}]")
-    if statistic not in STATISTICS:
-        raise AutospaceError(f"statistic {statistic!r} is unknown; valid: {', '.join(STATISTICS)}")
-    device = resolve_device(device)
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    else:
-        threads = torch.get_num_threads()  # host threads do not time a GPU kernel; recorded all the same
-    autocast_dtype = resolve_precision(precision, device)
-    precision = "bf16" if autocast_dtype is not None else "fp32"
-    table = LatencyTable(**table_conditions(device, batch_size, threads, precision, warmup, statistic))
-    if out is not None and Path(out).exists():
-        old = load_table(out)
-        require_same_conditions(old, table.device, table.device_name, batch_size, str(out))
-        differences = condition_differences(old, table.conditions())
-        if differences:  # one table, one set of conditions: never a mix
-            raise AutospaceError(f"{out} was measured under other conditions ({describe_differences(differences)}); "
-                                 f"a table is extended only where {', '.join(MATCHING_CONDITIONS)} match: use "
-                                 f"--threads {old.threads} --precision {old.precision} on the machine and torch "
-                                 f"version that measured it, or another output file")
-        table = old
-    return device, autocast_dtype, table
-
-
 @restores_torch_threads
 def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
                           threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
@@ -205,8 +153,6 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
     other jobs on a shared CPU only ever add time, and the minimum of many repeats is least touched by
     them; "median" where the device is quiet. The probes are timed in `rounds` passes over all of them,
     so that a burst of other work spoils one round's samples of a key, not all of them."""
-    from autospace.cost.latency import OVERHEAD_KEY, network_latency_ms
-
     device, autocast_dtype, table = open_table(out, device, batch_size, threads, warmup, repeats, precision,
                                                statistic, rounds)
     probes = [network for network in probe_networks(space)
@@ -262,53 +208,6 @@ def measure_network_ms(network, table: LatencyTable, warmup: int | None = None, 
                        dtype).value(table.statistic)
 
 
-def here_conditions(table: LatencyTable) -> dict:
-    """This machine's values of the conditions `table` must match to be used or extended here: device
-    (its CUDA device when the table is a GPU's and one is here, else the CPU) and its name, torch version,
-    and the threads the table was timed with, when this process can run that many (else the cores it has)."""
-    device = torch.device("cpu")
-    if table.device.startswith("cuda") and torch.cuda.is_available():
-        device = torch.device(table.device)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = table.threads if device.type != "cpu" or table.threads <= cores else cores
-    return {"device": str(device), "device_name": hardware_info(device)["device_name"],
-            "torch_version": torch.__version__, "threads": threads}
-
-
-REMEASURE_HINT = "--latency-remeasure (measures what the run needs on this machine into TABLE.here.json)"
-
-
-def require_table_conditions(table: LatencyTable, path, hint: str = REMEASURE_HINT) -> None:
-    """Refuse in one line to use or extend `table` (read from `path`) where this machine's conditions differ
-    from the ones it records, naming the fields that differ."""
-    differences = condition_differences(table, here_conditions(table))
-    if differences:
-        raise AutospaceError(f"{path} was measured under other conditions ({describe_differences(differences)}); a "
-                             f"latency table is used or extended only where {', '.join(MATCHING_CONDITIONS)} match; "
-                             f"measure one here (`autospace latency-table SPACE --threads N -o NEW.json`) or pass "
-                             f"{hint}")
-
-
-def remeasured_table_path(path) -> Path:
-    """Where `--latency-remeasure` keeps the table measured on this machine for `path`: TABLE.here.json."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.here.json")
-
-
-def start_remeasured_table(path) -> Path:
-    """A table beside `path` with this machine's conditions and `path`'s batch size, precision, warmup and
-    statistic, holding no entries yet (a run measures the ones it needs into it); an existing one is kept
-    when this machine's conditions match it. Returns its path."""
-    old = load_table(path)
-    new_path = remeasured_table_path(path)
-    if new_path.exists():
-        require_table_conditions(load_table(new_path), new_path, "another --latency-table")
-        return new_path
-    here = here_conditions(old)
-    save_table(new_path, LatencyTable(**{**old.conditions(), **here}))
-    return new_path
-
-
 def check_table_device(table: LatencyTable, device: str, batch_size: int | None = None) -> None:
     """Refuse to compare `table` with measurements on another device or batch size."""
     resolved = resolve_device(device)
@@ -316,70 +215,9 @@ def check_table_device(table: LatencyTable, device: str, batch_size: int | None 
                             table.batch_size if batch_size is None else batch_size)
 
 
-def table_space(spec: str, resolution: int | None = None, num_classes: int | None = None) -> SearchSpace:
-    """What `autospace latency-table SPEC` times: a preset name (its manual space), `nse:PRESET` (NSE's
-    default operator pool on it), or a space.json (or a run folder holding one), optionally at another
-    resolution or class count (the data's)."""
-    from dataclasses import replace
-
-    from autospace.arch.codec import load_space
-    from autospace.arch.presets import PRESETS, preset_skeleton
-    from autospace.arch.space import Candidate, manual_space
-
-    if spec in PRESETS:
-        space = manual_space(preset_skeleton(spec))
-    elif spec.startswith("nse:") and spec[4:] in PRESETS:
-        from autospace.evolve.pool import layer_pools
-
-        skeleton = preset_skeleton(spec[4:])
-        pools = layer_pools(skeleton.num_searchable, True, True)
-        space = SearchSpace(skeleton, tuple(tuple(Candidate(block) for block in pool) for pool in pools), "nse-pool")
-    else:
-        path = Path(spec)
-        for inner in (path / "space.json", path / "evolve" / "space.json"):
-            if path.is_dir() and inner.exists():
-                path = inner
-                break
-        if not path.is_file():
-            raise AutospaceError(f"{spec!r} is neither a preset ({', '.join(PRESETS)}), nse:PRESET, nor a "
-                                 f"space.json or run folder holding one")
-        space = load_space(path)
-    changes = {key: value for key, value in (("resolution", resolution), ("num_classes", num_classes))
-               if value is not None}
-    return replace(space, skeleton=replace(space.skeleton, **changes)) if changes else space
-
-
-__all__ = ["measure_latency_table", "measure_network_ms", "time_module", "probe_networks", "check_table_device",
-           "table_space"]
-
-
-def profile_against_table(network, table_path: str | Path, device: str | None = None,
-                          resolution: int | None = None, repeats: int = 50) -> dict:
-    """Params, MAdds, the table's predicted latency and the measured one, side by side."""
-    from dataclasses import replace
-
-    from autospace.cost import network_cost
-    from autospace.cost.latency import network_latency_ms, predicted_vs_measured
-
-    from autospace.profiling import MAX_REPEATS
-
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-        raise AutospaceError(f"repeats is {repeats!r}; it must be an integer in [1, {MAX_REPEATS:,}] (timed passes)")
-    table = load_table(table_path)
-    check_table_device(table, device or table.device)
-    require_table_conditions(table, table_path, "a table measured here")
-    if resolution is not None:
-        network = replace(network, resolution=resolution)
-    predicted = network_latency_ms(table, network)
-    measured = measure_network_ms(network, table, repeats=max(repeats, 20))
-    cost = network_cost(network)
-    return {"params": cost.params, "madds": cost.madds, "resolution": network.resolution,
-            "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
-            **predicted_vs_measured(predicted, measured)}
-
-
 def latency_table_for(path: str | None, space):
-    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms, load_table
+    """The table at `path`, with every entry `space` needs: missing ones are measured when the table is this
+    CPU's (a note on stderr), else refused in one line."""
     from autospace.nn.block_supernet import layer_choices
 
     if not path:
@@ -402,12 +240,13 @@ def latency_table_for(path: str | None, space):
                                  progress=False)
 
 
-
 def round_latency_us(table_path: str, supernet) -> tuple[list[list[float]], float]:
     """Per layer the candidates' latency (a multi-branch layer costs the sum of its branches, so NSE's
     expectation stays linear) and the fixed part, in microseconds, for a supernet's space."""
-    from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
-
     table = latency_table_for(table_path, supernet.space)
     rows = candidate_latencies_ms(table, supernet.skeleton, supernet.choices)
     return [[1000 * value for value in row] for row in rows], 1000 * fixed_latency_ms(table, supernet.skeleton)
+
+
+__all__ = ["check_table_device", "latency_table_for", "measure_latency_table", "measure_network_ms", "probe_networks",
+           "restores_torch_threads", "round_latency_us", "summarise", "time_module", "time_segments"]

@@ -82,10 +82,10 @@ def search_constraints(config, supernet) -> list[Constraint]:
     skeleton, choices = supernet.skeleton, supernet.choices
     found = [constraint("madds", supernet.candidate_madds(), supernet.fixed_madds(), config.target_madds)]
     if config.target_latency_ms is not None:
-        from autospace.latency_timing import latency_table_for
+        from autospace.latency.timing import latency_table_for
 
         table = latency_table_for(config.latency_table, supernet.space)
-        from autospace.cost.latency import candidate_latencies_ms, fixed_latency_ms
+        from autospace.latency.prediction import candidate_latencies_ms, fixed_latency_ms
 
         found.append(constraint("latency_us", [[1000 * v for v in row] for row in
                                                candidate_latencies_ms(table, skeleton, choices)],

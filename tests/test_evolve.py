@@ -114,7 +114,8 @@ def test_evolve_warns_when_no_network_of_the_space_fits_the_budget():
     """skipped_share 1 at 10M without the reference family: the scaled references of the kept layers
     alone cost more than the budget, so the search refuses the space (seen on a real run: 11.1M).
     The summary says so, and the family export (e1 in every layer) makes the budget reachable."""
-    from autospace.evolve.layer_budget import fixed_madds, space_madds_summary, unreachable_budget_warning
+    from autospace.evolve.layer_budget import fixed_madds, space_madds_summary
+    from autospace.report.notes import unreachable_budget_warning
 
     skeleton, budget = preset_skeleton("cifar-small"), 10_000_000
     slots = skeleton.searchable_slots()

@@ -12,6 +12,7 @@ import torch
 
 from autospace.arch import InvertedResidual, load_space, preset_skeleton
 from autospace.errors import AutospaceError
+from autospace.evolve.api import nse_report
 from autospace.evolve.nse import evolve_nse, pick_near_budget
 from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front
@@ -204,7 +205,7 @@ def tiny_config(**changes) -> NseConfig:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("nse") / "run"
-    space = evolve_nse(tiny_config(), out)
+    space = evolve_nse(tiny_config(), out, report=nse_report)  # as evolve("nse", ...) does
     return out, space
 
 

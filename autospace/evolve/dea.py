@@ -49,14 +49,14 @@ from autospace.evolve.diagnostics import (
     FitnessPersistence, centred_changes, fitness_spread, noise_warning,
 )
 from autospace.evolve.layer_budget import (
-    fixed_madds, layer_budgets, space_madds_summary, unreachable_budget_warning)
+    fixed_madds, layer_budgets, space_madds_summary)
 from autospace.evolve.latency_budget import (
     dea_latency_table, latency_bands, layer_latency_models, space_latency_summary,
 )
 from autospace.evolve.cost_tiers import check_tiered_budget, skeleton_tiers, tier_sizes
 from autospace.evolve.population import LayerPopulation, earned
 from autospace.evolve.tiered_population import TieredPopulation
-from autospace.report.space import write_fitness_plot, write_space_table
+from autospace.report.notes import unreachable_budget_warning
 from autospace.data import normalize_batch
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.supernet import CellSupernet
@@ -130,8 +130,10 @@ def fitness_optimizer(supernet: CellSupernet, config: EvolveConfig) -> torch.opt
 
 
 def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False,
-                     stop_after_regeneration: int | None = None) -> SearchSpace:
-    """Run the DEA and write `out/space.json`; `resume` continues from the last checkpoint."""
+                     stop_after_regeneration: int | None = None, report=None) -> SearchSpace:
+    """Run the DEA and write `out/space.json`; `resume` continues from the last checkpoint. `report(out,
+    space)` gives the report layer's writes of its readable outputs, made just before space.json (`evolve()`
+    passes space.md and fitness.png)."""
     run = open_run(config, out, resume, "evolve", EVOLVE_CHECKPOINT_FORMAT,
                    f"lower weight_lr (now {config.weight_lr}) or fitness_lr, then --resume",
                    stop_after={"regeneration": stop_after_regeneration})
@@ -202,26 +204,57 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         sync_batch_layers(dist, supernet)  # new bank modules see the global batch too
         return cells, counts
 
+    step, regeneration, fitness_steps_total = 0, 0, 0
+    cells: list[list[Cell]] = []
+    counts: list[list[int]] = []
+
+    def load_populations(states: list) -> None:
+        for population, state in zip(populations, states):
+            population.load_state(state)
+
+    def load_bands(bands) -> None:
+        for population, band in zip(populations, bands):
+            population.load_band_state(band)
+
+    def load_latency_bands(bands) -> None:
+        for population, (floor, cap) in zip(populations, bands):
+            population.budget = replace(population.budget, latency_floor=floor, latency_cap=cap)
+
+    def load_fitness_steps_total(total: int) -> None:
+        nonlocal fitness_steps_total
+        fitness_steps_total = total
+
+    def load_supernet(snapshot: dict) -> None:  # a rebuild: its banks draw from the initialiser, restored after it
+        nonlocal cells
+        cells = restore_supernet(supernet, snapshot, initialiser)
+        sync_batch_layers(dist, supernet)
+
+    def load_counts(state: list[list[int]]) -> None:
+        nonlocal counts
+        counts = state
+
+    def load_optimizer(state: dict) -> None:
+        nonlocal optimizer
+        optimizer = weight_optimizer(supernet, config)
+        load_optimizer_state_by_name(supernet, optimizer, state)
+
+    run.track("initialiser", initialiser)
+    run.track("populations", save=lambda: [population.state() for population in populations], load=load_populations)
+    run.track("bands", save=lambda: [population.band_state() for population in populations], load=load_bands)
+    run.track("latency_bands", save=lambda: [[p.budget.latency_floor, p.budget.latency_cap] for p in populations
+                                             if isinstance(p, LayerPopulation)],
+              load=load_latency_bands, optional=True)
+    run.track("persistence", save=lambda: persistence.state_dict(cell_to_dict),
+              load=lambda state: persistence.load_state_dict(state, cell_from_dict))
+    run.track("fitness_steps_total", save=lambda: fitness_steps_total, load=load_fitness_steps_total)
+    run.track("supernet", save=lambda: supernet_snapshot(supernet, cells), load=load_supernet, rebuild=True)
+    run.track("counts", save=lambda: counts, load=load_counts)
+    run.track("weight_optimizer", save=lambda: optimizer_state_by_name(supernet, optimizer), load=load_optimizer)
     for name, thing in (("python_rng", rng), ("sampler", sampler), ("train_stream", train_stream),
                         ("validation_stream", validation_stream)):
         run.track(name, thing)
-    step, regeneration, fitness_steps_total = 0, 0, 0
     checkpoint = run.restore()
     if checkpoint is not None:
-        for population, state, band in zip(populations, checkpoint["populations"], checkpoint["bands"]):
-            population.load_state(state)
-            population.load_band_state(band)
-        for population, (floor, cap) in zip(populations, checkpoint.get("latency_bands", [])):
-            population.budget = replace(population.budget, latency_floor=floor, latency_cap=cap)
-        persistence.load_state_dict(checkpoint["persistence"], cell_from_dict)
-        fitness_steps_total = checkpoint["fitness_steps_total"]
-        cells = restore_supernet(supernet, checkpoint["supernet"], initialiser)
-        sync_batch_layers(dist, supernet)
-        initialiser.set_state(checkpoint["initialiser"])
-        counts = checkpoint["counts"]
-        others = other_counts(populations, cells)  # fixed until the next write-back
-        optimizer = weight_optimizer(supernet, config)
-        load_optimizer_state_by_name(supernet, optimizer, checkpoint["weight_optimizer"])
         step, regeneration = checkpoint["step"], checkpoint["regeneration"]
         run.keep_log("history.jsonl", regeneration)
     else:
@@ -230,8 +263,8 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         for population in populations:
             population.initialise(config.population_size, rng)
         cells, counts = rebuild(uniform=True)
-        others = other_counts(populations, cells)  # fixed until the next write-back
         optimizer = weight_optimizer(supernet, config)
+    others = other_counts(populations, cells)  # fixed until the next write-back
     alpha_optimizer = fitness_optimizer(supernet, config)
 
     progress = run.progress(total_steps, step, "evolve")
@@ -347,15 +380,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
                                f"top-1 {_percent(heldout)}, persistence {_signed(persistent)}; best cells: "
                                + "; ".join(f"L{i} {name}" for i, name in enumerate(best[:3]))
                                + (" ..." if len(best) > 3 else ""))
-            run.checkpoint(
-                step=step, regeneration=regeneration, initialiser=initialiser.get_state(),
-                populations=[population.state() for population in populations],
-                bands=[population.band_state() for population in populations],
-                latency_bands=[[p.budget.latency_floor, p.budget.latency_cap] for p in populations
-                               if isinstance(p, LayerPopulation)],
-                persistence=persistence.state_dict(cell_to_dict), fitness_steps_total=fitness_steps_total,
-                supernet=supernet_snapshot(supernet, cells), counts=counts,
-                weight_optimizer=optimizer_state_by_name(supernet, optimizer))
+            run.checkpoint(step=step, regeneration=regeneration)  # and every tracked state
             if run.stop_requested(regeneration=regeneration) and step < total_steps:
                 run.close()
                 return None
@@ -407,8 +432,7 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
         cost = block_cost(block, slots[layer])
         return {"madds": cost.madds, "params": cost.params}
 
-    run.finish(None, "", [lambda: write_space_table(out / "space.md", space),
-                          lambda: write_fitness_plot(out / "fitness.png", out / "history.jsonl", space),
+    run.finish(None, "", [*(report(out, space) if report else []),
                           lambda: save_space(out / "space.json", space, annotate)])  # last: "stage done"
     return space
 

@@ -147,14 +147,3 @@ def space_madds_summary(fixed: int, layer_madds: Sequence[Sequence[int]], budget
             "costliest_over_budget": round(costliest / budget_madds, 3)}
 
 
-def unreachable_budget_warning(summary: dict) -> str | None:
-    """Why a search in this space will refuse the budget, and what evolve setting helps; None when
-    some network of the space (skipping every skippable layer) fits it, or when the summary predates
-    `smallest_searchable_madds`."""
-    smallest, budget = summary.get("smallest_searchable_madds"), summary["budget_madds"]
-    if smallest is None or smallest <= budget:
-        return None
-    return (f"no network of this space fits the budget: the smallest one (every skippable layer skipped, "
-            f"the cheapest block elsewhere) costs {smallest / 1e6:.2f}M MAdds against {budget / 1e6:.2f}M, "
-            f"so a search at this budget will refuse it. What helps: export_reference_family=true (every "
-            f"layer also lists the reference at e1/e3/e6), or a lower skipped_share")

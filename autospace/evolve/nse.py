@@ -42,7 +42,6 @@ from autospace.evolve.nse_config import NseConfig
 from autospace.evolve.pareto import pareto_front, write_pareto_plot
 from autospace.arch.pools import layer_pools
 from autospace.evolve.pool import LayerSubset, surviving_operators
-from autospace.report.space import write_space_table
 from autospace.nn.batchnorm import recalibrate_batch_norm
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.evolve.branch_masks import (
@@ -115,9 +114,11 @@ def pick_near_budget(draws: list, madds: list[int], budget: int, tolerance: floa
 
 
 def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
-               stop_after_checkpoints: int | None = None) -> SearchSpace | None:
+               stop_after_checkpoints: int | None = None, report=None) -> SearchSpace | None:
     """Run NSE and write `out/space.json`; `resume` continues from the last checkpoint.
-    `stop_after_checkpoints` (tests) returns None right after writing that many checkpoints."""
+    `stop_after_checkpoints` (tests) returns None right after writing that many checkpoints. `report(out,
+    space)` gives the report layer's writes of its readable outputs, made just before space.json (`evolve()`
+    passes space.md)."""
     out = Path(out)
     run = open_run(config, out, resume, f"search {config.method}", CHECKPOINT_FORMAT,
                    f"lower weight_lr (now {config.weight_lr}) or arch_lr, then --resume",
@@ -146,10 +147,6 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     steps_per_round = config.epochs_per_round * session.train_stream.batches_per_epoch
     warmup_steps = int(config.warmup_epochs * session.train_stream.batches_per_epoch)
     recalibration = session.recalibration_batches(config.recalibration_batches)
-    for name, thing in (("rng", rng), ("sampler", sampler), ("train_stream", session.train_stream),
-                        ("validation_stream", session.validation_stream)):
-        run.track(name, thing)
-    checkpoint = run.restore()
 
     # -- state of the run ----------------------------------------------------------------------------
     round_index, phase, step = 1, "train", 0
@@ -157,35 +154,70 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     counts: list[list[int]]
     evaluation = None  # {"draws": [...], "picked": [...], "results": [...]} during the evaluate phase
     running = {"weight_loss": 0.0, "arch_loss": 0.0, "arch_steps": 0}
+
+    def load_layers(states: list) -> None:  # a rebuild: the supernet below is built from the subsets
+        for layer, state in zip(layers, states):
+            layer.load_state(state)
+
+    def load_alphas(values: list) -> None:
+        nonlocal alphas
+        alphas = [torch.tensor(row, dtype=torch.float32, requires_grad=True) for row in values]
+
+    def load_counts(state: list[list[int]]) -> None:
+        nonlocal counts
+        counts = state
+
+    def load_supernet(state: dict) -> None:  # a rebuild: new operators draw from the initialiser, restored after
+        nonlocal supernet
+        supernet = round_supernet(skeleton, layers, initialiser, session, None)
+        supernet.load_state_dict(state)
+
+    def load_weights(state: dict) -> None:
+        nonlocal weights
+        weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+        load_optimizer_state_by_name(supernet, weights, state)
+
+    def load_arch_optimizer(state: dict) -> None:
+        nonlocal arch_optimizer
+        arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
+        arch_optimizer.load_state_dict(state)
+
+    def load_evaluation(state) -> None:
+        nonlocal evaluation
+        evaluation = state
+
+    def load_running(state: dict) -> None:
+        nonlocal running
+        running = state
+
+    run.track("layers", save=lambda: [layer.state() for layer in layers], load=load_layers, rebuild=True)
+    run.track("alphas", save=lambda: [a.detach().tolist() for a in alphas], load=load_alphas)
+    run.track("counts", save=lambda: counts, load=load_counts)
+    run.track("supernet", save=lambda: supernet.state_dict(), load=load_supernet, rebuild=True)
+    run.track("weights", save=lambda: optimizer_state_by_name(supernet, weights), load=load_weights)
+    run.track("arch_optimizer", save=lambda: arch_optimizer.state_dict(), load=load_arch_optimizer)
+    run.track("initialiser", initialiser)
+    run.track("evaluation", save=lambda: evaluation, load=load_evaluation)
+    run.track("running", save=lambda: running, load=load_running)
+    for name, thing in (("rng", rng), ("sampler", sampler), ("train_stream", session.train_stream),
+                        ("validation_stream", session.validation_stream)):
+        run.track(name, thing)
+    checkpoint = run.restore()
     if checkpoint is None:
         for layer in layers:
             layer.refill(config.subset_size, rng)
         supernet = round_supernet(skeleton, layers, initialiser, session, None)
         alphas = [torch.full((len(layer.subset),), float(config.alpha_init), requires_grad=True) for layer in layers]
         counts = [[0] * len(layer.subset) for layer in layers]
+        weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
+        arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
     else:
         round_index, phase, step = checkpoint["round"], checkpoint["phase"], checkpoint["step"]
-        for layer, state in zip(layers, checkpoint["layers"]):
-            layer.load_state(state)
-        supernet = round_supernet(skeleton, layers, initialiser, session, None)
-        supernet.load_state_dict(checkpoint["supernet"])
-        initialiser.set_state(checkpoint["initialiser"])
-        alphas = [torch.tensor(values, dtype=torch.float32, requires_grad=True) for values in checkpoint["alphas"]]
-        counts = checkpoint["counts"]
-        evaluation, running = checkpoint["evaluation"], checkpoint["running"]
         run.keep_log("history.jsonl", round_index - 1)
-    weights = make_optimizer(supernet, config.weight_lr, config.weight_momentum, True, config.weight_decay)
-    arch_optimizer = torch.optim.Adam(alphas, lr=config.arch_lr, betas=(0.0, 0.999))
-    if checkpoint is not None:
-        load_optimizer_state_by_name(supernet, weights, checkpoint["weights"])
-        arch_optimizer.load_state_dict(checkpoint["arch_optimizer"])
 
     def save_checkpoint() -> bool:
-        """Write a checkpoint; True when a test asked to stop here."""
-        run.checkpoint(round=round_index, phase=phase, step=step, layers=[layer.state() for layer in layers],
-                       alphas=[a.detach().tolist() for a in alphas], counts=counts, supernet=supernet.state_dict(),
-                       weights=optimizer_state_by_name(supernet, weights), arch_optimizer=arch_optimizer.state_dict(),
-                       initialiser=initialiser.get_state(), evaluation=evaluation, running=running)
+        """Write a checkpoint (the counters and every tracked state); True when a test asked to stop here."""
+        run.checkpoint(round=round_index, phase=phase, step=step)
         return run.stop_requested(checkpoints=run.checkpoints_written)
 
     show = run.show
@@ -357,7 +389,7 @@ def evolve_nse(config: NseConfig, out: str | Path, resume: bool = False,
     # Every rank took the same decisions from the same draws and all-reduced losses; make sure.
     run.finish({"space": [[block_to_string(c.block) for c in layer] for layer in space.layers],
                 "alphas": [a.detach().tolist() for a in alphas]}, "the NSE space and alphas",
-               [lambda: write_space_table(out / "space.md", space),
+               [*(report(out, space) if report else []),
                 lambda: save_space(out / "space.json", space, annotate)])  # last: `autospace run` reads it
     return space
 

@@ -268,7 +268,7 @@ def _madds(value) -> str:
 
 
 def _evolve_section(run_dir: Path) -> list[str]:
-    from autospace.evolve.layer_budget import unreachable_budget_warning
+    from autospace.report.notes import unreachable_budget_warning
     from autospace.report.show import render
 
     parts = ["<h3>Space evolution</h3>"]

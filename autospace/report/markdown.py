@@ -7,7 +7,7 @@ from pathlib import Path
 from autospace.arch.blocks import block_to_string
 from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.cost import layer_costs, network_cost
-from autospace.search.budget import fitted_network_note
+from autospace.report.notes import fitted_network_note
 
 
 def _fitting_sentence(result: dict) -> str:

@@ -28,6 +28,7 @@ from torch import nn
 
 from autospace.errors import AutospaceError
 from autospace.runtime.atomic import atomic_torch_save, remove_stale_temporaries, require_writable_folder
+from autospace.runtime.learning_rates import learning_rate_hint
 from autospace.runtime.run_lock import LOCK_NAME
 
 NEWEST, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
@@ -173,8 +174,6 @@ def require_finite_loss(loss: float, stage: str, position: str, run_dir: str | P
 
     if math.isfinite(loss):
         return
-    from autospace.runtime.resume import learning_rate_hint
-
     raise AutospaceError(f"{stage}: the loss became {loss} at {position}; {last_good_checkpoint_text(run_dir)}; "
                          f"{advice}; {learning_rate_hint(run_dir)}")
 
@@ -218,8 +217,6 @@ def require_finite_state(state: dict, run_dir: str | Path) -> None:
     it would rotate out a good checkpoint and be named as the last good one."""
     bad = non_finite_tensors(state)
     if bad:
-        from autospace.runtime.resume import learning_rate_hint
-
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise NonFiniteStateError(
             f"the run's state became non-finite: {len(bad)} tensors hold inf or NaN ({shown}), so it was not "

@@ -21,7 +21,7 @@ from torch import nn
 from autospace.runtime.checkpoints import last_good_checkpoint_text
 from autospace.runtime.distributed import SINGLE_PROCESS, Distributed, all_reduce_sum
 from autospace.errors import AutospaceError
-from autospace.runtime.resume import learning_rate_hint
+from autospace.runtime.learning_rates import learning_rate_hint
 
 
 class NonfiniteSteps:

@@ -6,7 +6,7 @@ of key may change:
 
 - keys that do not change the result (`RESUME_FREE_KEYS`: where the data lives,
   the device, progress output, ...);
-- the learning-rate keys of each run kind (`LEARNING_RATE_KEYS`), which every
+- the learning-rate keys of each run kind (`learning_rates.LEARNING_RATE_KEYS`), which every
   step reads from the config: the fix a non-finite loss asks for ("lower lr,
   then --resume"). Such a change is written into the run's config.yaml with
   the step it took effect at, as a comment line under the header, e.g.
@@ -22,22 +22,10 @@ from autospace.runtime.config import (
     CHANGE_NOTE_PREFIX, config_differences, load_saved_config, recorded_change_notes, save_config,
 )
 from autospace.errors import AutospaceError
+from autospace.runtime.learning_rates import learning_rate_keys
 
 RESUME_FREE_KEYS = ("data_dir", "device", "progress", "log_every", "eval_batch_size", "compile", "tensorboard",
                     "skip_nonfinite")
-
-# The keys each step (or each regeneration's new optimiser) reads from the config, so a new value takes
-# effect from the resume on. Not arch_lr of NSE: its Adam state, restored from the checkpoint, keeps the old one.
-LEARNING_RATE_KEYS = {
-    "TrainConfig": ("lr", "warmup_epochs"),
-    "SearchConfig": ("weight_lr", "arch_lr"),
-    "EvolveConfig": ("weight_lr", "fitness_lr"),
-    "NseConfig": ("weight_lr",),
-}
-
-
-def learning_rate_keys(config_class) -> tuple[str, ...]:
-    return LEARNING_RATE_KEYS.get(config_class.__name__, ())
 
 
 def allowed_changes(config_class) -> tuple[str, ...]:
@@ -76,7 +64,7 @@ def recorded_changes(run_dir: str | Path) -> list[str]:
 def resumed_config(config_class, run_dir: str | Path, overrides: Iterable[str]):
     """The config to resume run_dir with: its config.yaml plus `overrides`, checked by `learning_rate_changes`;
     a learning-rate change is recorded in config.yaml with the step of the checkpoint it continues from."""
-    from autospace.runtime.checkpoints import checkpoint_position
+    from autospace.runtime.checkpoints import checkpoint_position  # torch: imported only to resume
 
     overrides = list(overrides)
     saved = load_saved_config(config_class, run_dir)
@@ -87,15 +75,3 @@ def resumed_config(config_class, run_dir: str | Path, overrides: Iterable[str]):
     return config
 
 
-def learning_rate_hint(run_dir: str | Path) -> str:
-    """How to continue run_dir with a lower learning rate, for the message of a non-finite loss."""
-    try:
-        first_line = (Path(run_dir) / "config.yaml").read_text(encoding="utf-8").split("\n", 1)[0]
-    except (OSError, UnicodeDecodeError):
-        first_line = ""
-    kind = first_line[2:].split(",", 1)[0] if first_line.startswith("# ") else ""
-    keys = LEARNING_RATE_KEYS.get(kind, ())
-    if not keys:
-        return f"continue with --resume {run_dir}"
-    return (f"continue with --resume {run_dir} --set {keys[0]}=SMALLER (--resume may change "
-            f"{', '.join(keys)}; the change is recorded in config.yaml)")

@@ -20,7 +20,9 @@ What it owns:
 - config.yaml (and any other file the run needs from its first second) written at the start;
 - checkpoints: `track` registers modules, optimisers, generators, streams, populations or any
   (save, load) pair; `checkpoint(**counters)` writes them all (rotating, atomic), `restore()`
-  reads the newest whole checkpoint back into them, in the order they were tracked;
+  reads the newest whole checkpoint back into them in one call: first the states registered as
+  rebuilds (a supernet re-created from a weight generator), then the others, each in the order
+  they were tracked;
 - logs: JSONL lines, TensorBoard scalars, the progress bar;
 - the final writes, last, after the ranks agree on their state.
 """
@@ -92,9 +94,12 @@ class Run:
 
     # -- state ------------------------------------------------------------------------------------
     def track(self, name: str, thing: Any = None, save: Callable[[], Any] | None = None,
-              load: Callable[[Any], None] | None = None) -> None:
+              load: Callable[[Any], None] | None = None, rebuild: bool = False, optional: bool = False) -> None:
         """Register state to checkpoint under `name`: a module, optimiser or anything with
-        state_dict/load_state_dict, a torch.Generator, a random.Random, or a (save, load) pair."""
+        state_dict/load_state_dict, a torch.Generator, a random.Random, or a (save, load) pair.
+        `rebuild`: `load` rebuilds modules (a supernet's lazily created banks draw their first weights
+        from a generator): restore runs it before every other load, so the generators it draws from are
+        restored after it. `optional`: a checkpoint of an older version may lack it (nothing is loaded)."""
         if save is None:
             if isinstance(thing, torch.Generator):
                 save, load = thing.get_state, thing.set_state
@@ -104,12 +109,12 @@ class Run:
                 save, load = thing.state_dict, thing.load_state_dict
             else:
                 raise TypeError(f"cannot checkpoint {name!r} ({type(thing).__name__}); pass save= and load=")
-        self._tracked.append((name, save, load))
+        self._tracked.append((name, save, load, rebuild, optional))
 
     def checkpoint(self, **counters) -> None:
         """Write every tracked state with `counters` (epoch, step, ...) as the newest checkpoint (rank 0)."""
         state = {"format": self.checkpoint_format, **counters}
-        state.update((name, save()) for name, save, _ in self._tracked)
+        state.update((name, save()) for name, save, *_ in self._tracked)
         state["elapsed_seconds"] = self.elapsed()
         state["nonfinite"] = self.guard.state_dict()
         if self.is_main:
@@ -117,9 +122,10 @@ class Run:
         self.checkpoints_written += 1
 
     def restore(self, check: Callable[[dict, Path], None] | None = None) -> dict | None:
-        """On resume, the newest whole checkpoint loaded into the tracked state (in tracking order),
-        the clock and the non-finite guard; returns it (None for a new run or one killed before its
-        first checkpoint). `check(checkpoint, path)` may refuse it before anything is loaded."""
+        """On resume, the newest whole checkpoint loaded into the tracked state (the rebuilds first, then
+        the rest, each in tracking order), the clock and the non-finite guard; returns it (None for a new
+        run or one killed before its first checkpoint). `check(checkpoint, path)` may refuse it before
+        anything is loaded."""
         found = None
         if self.resume:
             found = load_rotating_checkpoint(self.out, self.checkpoint_format, self.required_keys,
@@ -128,8 +134,10 @@ class Run:
             checkpoint, self.checkpoint_path = found
             if check is not None:
                 check(checkpoint, self.checkpoint_path)
-            for name, _, load in self._tracked:
-                load(checkpoint[name])
+            for rebuilding in (True, False):
+                for name, _, load, rebuild, optional in self._tracked:
+                    if rebuild == rebuilding and not (optional and name not in checkpoint):
+                        load(checkpoint[name])
             self.started -= checkpoint["elapsed_seconds"]
             self.guard.load_state_dict(checkpoint.get("nonfinite"))
         self.barrier()  # every rank has read the checkpoint before rank 0 writes again

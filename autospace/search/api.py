@@ -21,7 +21,8 @@ from autospace.runtime.run import open_run
 from autospace.errors import AutospaceError
 from autospace.nn.block_supernet import BlockSupernet
 from autospace.runtime.run_lock import run_folder_lock
-from autospace.search.budget import check_budget, fitted_network_note
+from autospace.report.notes import fitted_network_note
+from autospace.search.budget import check_budget
 from autospace.search.config import SEARCH_METHODS, SearchConfig
 from autospace.search.constraints import (
     constraint_summary, index_sampler_within, search_constraints, within as within_targets,

@@ -55,14 +55,6 @@ def madds_penalized_loss(cross_entropy: Tensor, expected: Tensor, target: int, k
     return cross_entropy + weight * (expected / float(target))
 
 
-def fitted_network_note(argmax_madds: int, target: int) -> str:
-    """Why a found network is not the search's own choice: fit_to_budget replaced the argmax network,
-    which was over the target or under the band below it."""
-    return (f"the search's own choice (the argmax network) has {argmax_madds / 1e6:.2f}M MAdds, "
-            f"{argmax_madds / target:.0%} of the {target / 1e6:.1f}M target, so fit_to_budget returned the most "
-            f"probable network within the budget instead: the budget, not the search, set its size")
-
-
 def minimum_madds(candidate_madds: Sequence[Sequence[int]], fixed_madds: int) -> int:
     """MAdds of the smallest network: fixed plus the cheapest candidate of every layer."""
     check_candidates(candidate_madds, fixed_madds)

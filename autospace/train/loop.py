@@ -41,8 +41,8 @@ from autospace.runtime.compiled import maybe_compile, resolve_compile
 from autospace.runtime.config import config_differences, config_from_dict, config_to_dict
 from autospace.runtime.device import hardware_info
 from autospace.runtime.distributed import all_reduce_sum, average_gradients, shard_batch, sync_batch_layers
+from autospace.runtime.learning_rates import learning_rate_keys
 from autospace.runtime.memory import COPIES_FOR_TRAINING, require_network_fits, require_parameters_fit
-from autospace.runtime.resume import learning_rate_keys
 from autospace.runtime.run import open_run
 from autospace.train.checkpoint import CHECKPOINT_FORMAT, REQUIRED_KEYS
 from autospace.train.config import RESUME_FREE_KEYS, TrainConfig

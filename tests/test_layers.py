@@ -10,7 +10,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "autospace"
 FRONT_DOOR = "front door"  # the package root's modules
-ROOT_MODULES = {"__init__", "__main__", "cli", "errors", "export", "pipeline"}
+ROOT_MODULES = {"__init__", "__main__", "cli", "errors", "export", "export_source", "pipeline"}  # export_source:
+# the source of export's stand-alone model.py
 
 # What each package may import (besides itself, `autospace.errors` and the bare `autospace` package, whose
 # __init__ holds the version and a lazy table of the public API and imports nothing): the packages below it.

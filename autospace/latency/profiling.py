@@ -41,7 +41,8 @@ def profile(network: Network, device: str | torch.device = "cpu", resolution: in
     device = torch.device(device)
     cost = network_cost(network)
     require_parameters_fit(cost.params, device, "the network")
-    require_network_fits(network, max(batch_sizes), device, "the network", training=False)
+    require_network_fits(network, max(batch_sizes), device, "the network", training=False,
+                         parameter_count=cost.params)
     model = build_network(network).to(device)
     model.train(False)
     model = model.to(memory_format=torch.channels_last)  # NHWC is faster on CUDA and CPU alike

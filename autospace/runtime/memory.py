@@ -84,12 +84,12 @@ def activation_elements(network, batch_size: int, training: bool) -> int:
     return MAPS_PER_BLOCK * total * batch_size
 
 
-def require_network_fits(network, batch_size: int, device: torch.device | str, what: str, training: bool) -> None:
-    """Refuse `what` when the parameters (three copies to train) and the activations at `batch_size` would not
-    fit in the free memory of `device`; one line with both figures."""
-    from autospace.cost import network_cost
-
-    parameters = network_cost(network).params * (COPIES_FOR_TRAINING if training else 1)
+def require_network_fits(network, batch_size: int, device: torch.device | str, what: str, training: bool,
+                         parameter_count: int) -> None:
+    """Refuse `what` when the parameters (`parameter_count`, the network's analytic count: three copies to
+    train) and the activations at `batch_size` would not fit in the free memory of `device`; one line with
+    both figures."""
+    parameters = parameter_count * (COPIES_FOR_TRAINING if training else 1)
     activations = activation_elements(network, batch_size, training)
     needed = (parameters + activations) * BYTES_PER_PARAMETER
     free = free_memory_bytes(device)

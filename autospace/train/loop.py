@@ -68,7 +68,8 @@ def train_network(network: Network, dataset: ImageDataset, config: TrainConfig, 
                                                                               "madds": cost.madds})},
                    check_device=lambda device: (
                        require_parameters_fit(cost.params, device, "the network", COPIES_FOR_TRAINING),
-                       require_network_fits(network, config.batch_size, device, "the network", training=True)))
+                       require_network_fits(network, config.batch_size, device, "the network", training=True,
+                                            parameter_count=cost.params)))
     device, dist, guard = run.device, run.distributed, run.guard
     autocast_dtype, channels_last = run.autocast_dtype, run.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format

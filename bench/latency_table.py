@@ -1,17 +1,28 @@
-"""Does a latency table predict measured latency? One JSON line.
+"""Does a latency table predict measured latency, and how well can it? One JSON line.
 
 Draws `--networks` networks uniformly from a space (each layer a candidate, or
 zero where the layer has a residual), predicts each one's latency from the table
-(the sum of its entries) and measures the whole network under the table's
-conditions (device, batch size, threads, precision). Prints the Spearman rank
-correlation and the mean relative error |predicted - measured| / measured, and
-the load average before and after (timings on a shared machine are only as good
-as the quiet they got).
+and measures every network twice (test and retest: two sessions of `--rounds`
+rounds in which the networks take turns pass by pass, as the table is timed),
+under the table's conditions. The retest is the noise floor: a prediction can
+rank the networks no better than the measurement ranks itself. Beside the table,
+MAdds and #params are scored as predictors (the free baselines to beat), and the
+table's old model (the plain sum of entries plus its overhead entry) too.
 
-    python bench/latency_table.py cifar-small --table runs/lat/manual.json
-    python bench/latency_table.py runs/lat-space/space.json --table runs/lat/learned.json --networks 40
+Where the error comes from: each network's segments (stem, layers, head) are also
+timed inside its passes, so the prediction error splits into the entries against
+the blocks timed in this network (`entries_error`) and the calibration against
+the whole pass given those blocks (`calibration_error`). And the speed of a
+virtual CPU moves by several percent over minutes: the table's own calibration
+networks are timed in turn with the test networks, and the table's signed error
+on them (`anchor_mean_signed_error`) is how far the machine moved since the table
+was made; `mean_signed_error_beyond_drift` is the bias that is the table's.
 
-A missing table (or missing entries) is measured first into --table.
+    python bench/latency_table.py cifar-small --table runs/lat/manual.json --networks 40
+    python bench/latency_table.py runs/e1/space.json --table runs/lat/learned.json --networks 40
+
+A missing table (or missing entries) is measured first into --table; give a new
+path for a fresh table.
 """
 
 from __future__ import annotations
@@ -19,95 +30,150 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import time
+from pathlib import Path
 
 
-def spearman(first, second) -> float:
-    def ranks(values):
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        result = [0.0] * len(values)
-        position = 0
-        while position < len(order):  # ties share their mean rank
-            end = position
-            while end + 1 < len(order) and values[order[end + 1]] == values[order[position]]:
-                end += 1
-            for k in range(position, end + 1):
-                result[order[k]] = (position + end) / 2
-            position = end + 1
-        return result
-
-    a, b = ranks(first), ranks(second)
-    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
-    covariance = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b))
-    scale = (sum((x - mean_a) ** 2 for x in a) * sum((y - mean_b) ** 2 for y in b)) ** 0.5
-    return covariance / scale if scale else 0.0
+def statistic_of(samples: list[float], statistic: str) -> float:
+    ordered = sorted(samples)
+    return ordered[0] if statistic == "min" else ordered[len(ordered) // 2]
 
 
-def draw_networks(space, count: int, seed: int):
-    from autospace.nn.block_supernet import layer_choices
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
 
-    rng = random.Random(seed)
-    choices = layer_choices(space)
-    networks, seen = [], set()
-    for _ in range(count * 20):
-        blocks = tuple(rng.choice(blocks) for blocks in choices)
-        if blocks not in seen:
-            seen.add(blocks)
-            networks.append(space.skeleton.network(list(blocks)))
-        if len(networks) == count:
-            break
-    return networks
+
+def timed_session(networks, table, rounds: int, repeats: int):
+    """Per network its whole-pass figure and its segments' figures, over `rounds` rounds taken in turn."""
+    import torch
+
+    from autospace.latency.timing import restores_torch_threads, time_networks
+
+    @restores_torch_threads
+    def session():
+        device = torch.device(table.device)
+        if device.type == "cpu":
+            torch.set_num_threads(table.threads)
+        dtype = torch.bfloat16 if table.precision == "bf16" else None
+        wholes = [[] for _ in networks]
+        segments = [None for _ in networks]
+        for _ in range(rounds):
+            for index, (parts, whole) in enumerate(time_networks(networks, device, table.batch_size, table.warmup,
+                                                                 repeats, dtype)):
+                wholes[index] += whole
+                segments[index] = parts if segments[index] is None else [a + b for a, b in zip(segments[index], parts)]
+        return ([statistic_of(w, table.statistic) for w in wholes],
+                [[statistic_of(s, table.statistic) for s in parts] for parts in segments])
+
+    return session()
+
+
+def error_figures(predicted, measured) -> dict:
+    relative = [(p - m) / m for p, m in zip(predicted, measured)]
+    return {"mean_relative_error": round(mean(abs(r) for r in relative), 4),
+            "max_relative_error": round(max(abs(r) for r in relative), 4),
+            "mean_signed_error": round(mean(relative), 4)}
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("space", help="preset (its manual space), nse:PRESET or a space.json")
     parser.add_argument("--table", required=True, help="latency table (measured, or extended, if needed)")
+    parser.add_argument("--label", help="what the space is, for the row (default: the space argument)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--networks", type=int, default=30)
-    parser.add_argument("--repeats", type=int, default=50, help="timed passes per network and per table entry")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="passes over all networks, each of --repeats timed passes (a burst of other work "
-                             "spoils one round of a network, not all)")
+    parser.add_argument("--networks", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=50, help="timed passes per network and round")
+    parser.add_argument("--seed", type=int, default=0, help="draws the test networks")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per session (the table's too)")
     args = parser.parse_args(argv)
+    if not 3 <= args.networks <= 1000:
+        parser.error(f"--networks is {args.networks}; it must be in [3, 1000] (a rank correlation needs 3)")
 
     import torch
 
-    from autospace.cost import network_madds
+    from autospace.cost import network_cost
     from autospace.latency.cli import table_space
-    from autospace.latency.prediction import network_latency_ms
-    from autospace.latency.timing import measure_latency_table, measure_network_ms
+    from autospace.latency.keys import network_keys
+    from autospace.nb201.table import spearman  # plain Python, ties share ranks
+    from autospace.latency.prediction import entries_sum_ms, network_latency_ms, slope
+    from autospace.latency.table import OVERHEAD_KEY
+    from autospace.latency.timing import (
+        CALIBRATION_NETWORKS, CALIBRATION_SEED, measure_latency_table, random_networks,
+    )
 
     load_before = os.getloadavg()
     started = time.perf_counter()
     space = table_space(args.space)
+    fresh_table = not Path(args.table).exists()
     table = measure_latency_table(space, args.device, args.batch_size, args.table, repeats=args.repeats,
                                   progress=False, rounds=args.rounds)
-    networks = draw_networks(space, args.networks, args.seed)
+    table_s = time.perf_counter() - started
+    networks = random_networks(space, args.networks, args.seed)
+    # The table's own calibration networks, timed in turn with the test networks: the table's signed error
+    # on them is how far this machine's speed has moved since the table was made (a virtual CPU's does).
+    anchors = random_networks(space, CALIBRATION_NETWORKS, CALIBRATION_SEED)
+    measured, segments = timed_session(networks + anchors, table, args.rounds, args.repeats)
+    retest, _ = timed_session(networks + anchors, table, args.rounds, args.repeats)
+    count = len(networks)
+    anchor_signed = mean((network_latency_ms(table, network) - m) / m
+                         for network, m in zip(anchors, measured[count:]))
+    measured, segments, retest = measured[:count], segments[:count], retest[:count]
+
     predicted = [network_latency_ms(table, network) for network in networks]
-    rounds = [[] for _ in networks]
-    for _ in range(args.rounds):  # interleaved: a burst of other work spoils one round of a network, not all
-        for index, network in enumerate(networks):
-            rounds[index].append(measure_network_ms(network, table, repeats=args.repeats))
-    # the table's statistic: min of the rounds' minima, or the median of their medians
-    measured = [min(values) if table.statistic == "min" else sorted(values)[len(values) // 2] for values in rounds]
-    madds = [network_madds(network) for network in networks]
-    errors = [abs(p - m) / m for p, m in zip(predicted, measured)]
+    sums = [entries_sum_ms(table, network) for network in networks]
+    overhead = table.entries[OVERHEAD_KEY].value(table.statistic) if OVERHEAD_KEY in table.entries else 0.0
+    plain = [total + overhead for total in sums]  # the model before issue 33: entries + overhead entry
+    costs = [network_cost(network) for network in networks]
+    # prediction - measured = [calibration applied to the in-context segments - measured]
+    #                       + slope * [the entries - the same segments timed in this network]
+    in_context = [sum(parts) for parts in segments]
+    calibration = [(table.calibration.apply(s) if table.calibration is not None else s + overhead) - m
+                   for s, m in zip(in_context, measured)]
+    entries = [slope(table) * (total - s) for total, s in zip(sums, in_context)]
+    block_errors = []
+    for network, parts in zip(networks, segments):
+        for key, part in zip(network_keys(network), parts):
+            if key is not None and key in table.entries:
+                block_errors.append((table.entries[key].value(table.statistic) - part) / part)
+    calibration_share = mean(abs(c) / m for c, m in zip(calibration, measured))
+    entries_share = mean(abs(e) / m for e, m in zip(entries, measured))
     result = {
-        "bench": "latency_table", "space": args.space, "device": table.device, "device_name": table.device_name,
-        "batch_size": table.batch_size, "threads": table.threads, "torch": torch.__version__,
-        "networks": len(networks), "entries": len(table.entries),
+        "bench": "latency_table", "space": args.label or args.space, "cpu": table.device_name,
+        "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
+        "statistic": table.statistic, "torch": torch.__version__, "fresh_table": fresh_table,
+        "networks": len(networks), "entries": len(table.entries), "seed": args.seed,
+        "rounds": args.rounds, "repeats": args.repeats,
+        "calibration": None if table.calibration is None else {
+            "intercept_ms": table.calibration.intercept_ms, "slope": table.calibration.slope,
+            "networks": len(table.calibration.pairs), "residual": table.calibration.residual,
+            "noise": table.calibration.noise},
         "spearman_predicted_measured": round(spearman(predicted, measured), 4),
-        "mean_relative_error": round(sum(errors) / len(errors), 4),
-        "max_relative_error": round(max(errors), 4),
-        "mean_signed_error": round(sum((p - m) / m for p, m in zip(predicted, measured)) / len(networks), 4),
-        "spearman_madds_measured": round(spearman(madds, measured), 4),
+        **error_figures(predicted, measured),
+        "anchor_mean_signed_error": round(anchor_signed, 4),
+        "mean_signed_error_beyond_drift": round(mean((p - m) / m for p, m in zip(predicted, measured)) - anchor_signed,
+                                                4),
+        "retest_spearman": round(spearman(retest, measured), 4),
+        "retest_mean_relative_error": round(mean(abs(r - m) / m for r, m in zip(retest, measured)), 4),
+        "retest_mean_signed_error": round(mean((r - m) / m for r, m in zip(retest, measured)), 4),
+        "spearman_predicted_retest": round(spearman(predicted, retest), 4),
+        "mean_signed_error_vs_retest": round(mean((p - r) / r for p, r in zip(predicted, retest)), 4),
+        "spearman_madds_measured": round(spearman([cost.madds for cost in costs], measured), 4),
+        "spearman_params_measured": round(spearman([cost.params for cost in costs], measured), 4),
+        "spearman_plain_sum_measured": round(spearman(plain, measured), 4),
+        "plain_sum_mean_signed_error": error_figures(plain, measured)["mean_signed_error"],
+        "plain_sum_mean_relative_error": error_figures(plain, measured)["mean_relative_error"],
+        "entries_error": round(entries_share, 4),
+        "calibration_error": round(calibration_share, 4),
+        "dominant_error": "entries" if entries_share > calibration_share else "calibration",
+        "block_entry_vs_in_context": {"mean_relative_error": round(mean(abs(b) for b in block_errors), 4),
+                                      "mean_signed_error": round(mean(block_errors), 4),
+                                      "blocks": len(block_errors)},
         "measured_ms_range": [round(min(measured), 3), round(max(measured), 3)],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "table_s": round(table_s, 1),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     print(json.dumps(result))

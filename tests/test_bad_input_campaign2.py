@@ -168,10 +168,11 @@ def test_latency_remeasure_measures_a_new_table_here(tmp_path, capsys, monkeypat
     import autospace.latency.timing as timing
     from autospace.latency.table import load_table
 
-    def quick_segments(network, device, batch_size, warmup, repeats, autocast_dtype=None):  # no real timing
-        return [[0.1] * 3 for _ in range(len(network.layers) + 2)], [0.1 * (len(network.layers) + 2)] * 3
+    def quick_networks(networks, device, batch_size, warmup, repeats, autocast_dtype=None, segments=True):
+        return [([[0.1] * 3 for _ in range(len(network.layers) + 2)], [0.1 * (len(network.layers) + 2)] * 3)
+                for network in networks]  # no real timing
 
-    monkeypatch.setattr(timing, "time_segments", quick_segments)
+    monkeypatch.setattr(timing, "time_networks", quick_networks)
 
     table = here_table(tmp_path, device_name="Some Other CPU", torch_version="1.0.0")
     original = table.read_text()

@@ -19,7 +19,9 @@ def _command_latency_table(args: argparse.Namespace) -> int:
     require_file_path(args.output, "latency table")
     require_writable_folder(args.output, "latency table", is_file=True)
     options = dict(threads=args.threads, warmup=args.warmup, repeats=args.repeats, precision=args.precision,
-                   statistic=args.statistic, progress=not args.no_progress, rounds=args.rounds)
+                   progress=not args.no_progress, rounds=args.rounds)
+    if args.statistic is not None:
+        options["statistic"] = args.statistic
     if args.space.startswith("open:"):  # the open space's cell components (the DEA's latency caps)
         from autospace.latency.cell_timing import measure_cell_components
 
@@ -27,7 +29,8 @@ def _command_latency_table(args: argparse.Namespace) -> int:
                                         args.device, args.batch_size, args.output, **options)
     else:
         space = table_space(args.space, args.resolution, args.num_classes)
-        table = measure_latency_table(space, args.device, args.batch_size, args.output, **options)
+        table = measure_latency_table(space, args.device, args.batch_size, args.output,
+                                      calibration_networks=args.calibration_networks, **options)
     print(json.dumps({"table": args.output, "entries": len(table.entries), "measured_on": table.describe()}))
     return 0
 
@@ -92,11 +95,15 @@ def add_latency_table_parser(commands) -> None:
     parser.add_argument("--repeats", type=ascii_int, default=50, help="timed passes per entry (the median is kept)")
     parser.add_argument("--warmup", type=ascii_int, default=10, help="untimed passes before them")
     parser.add_argument("--rounds", type=ascii_int, default=3,
-                        help="passes over all probe networks (each entry pools its samples from every round)")
+                        help="rounds of --repeats passes over all timed networks, which take turns pass by pass "
+                             "(each entry pools its samples from every round; the table is saved after each)")
     parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast; CUDA)")
-    parser.add_argument("--statistic", default="min", choices=("min", "median"),
-                        help="the figure of each entry predictions use: min (default; other jobs on a shared "
-                             "machine only add time) or median (a quiet, dedicated device)")
+    parser.add_argument("--statistic", choices=("min", "median"),
+                        help="the figure of each entry predictions use: median (default for blocks: stable on a "
+                             "drifting virtual CPU) or min (default for open:PRESET cell components)")
+    parser.add_argument("--calibration-networks", type=ascii_int, default=24,
+                        help="random networks of the space timed whole beside the probes, to fit the table's "
+                             "calibration (sum of entries -> whole pass; default 24)")
     parser.add_argument("--resolution", type=ascii_int, help="input resolution (default: the space's)")
     parser.add_argument("--num-classes", type=ascii_int, help="classes of the head (default: the space's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,4 +1,5 @@
-"""Predicted latency from a table (DESIGN 2.7), plain data: a network's latency is the sum of its entries.
+"""Predicted latency from a table (DESIGN 2.7), plain data: a network's latency is the table's
+calibration (`table.Calibration`, intercept + slope * sum) applied to the sum of its entries.
 
 Blocks are looked up whole (a multi-branch block without its own entry is the sum
 of its branches'); an open-space cell is predicted from its components times its
@@ -8,6 +9,7 @@ linear in the probabilities, exactly like expected MAdds.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Sequence
 
 from autospace.arch.blocks import Block, CellBlock, MultiBranch, canonical_block
@@ -41,17 +43,34 @@ def block_latency_ms(table: LatencyTable, block: Block, slot: LayerSlot) -> floa
         return 0.0
     key = block_key(block, slot)
     if key in table.entries:
-        return table.entries[key].value(table.statistic)
+        return slope(table) * table.entries[key].value(table.statistic)
     block = canonical_block(block)
     if isinstance(block, MultiBranch):
         return sum(block_latency_ms(table, branch, slot) for branch in block.branches)
     raise _missing(table, key, f"layer {slot.index}")
 
 
+def slope(table: LatencyTable) -> float:
+    """What each block entry is multiplied by: the calibration's slope (1 without one)."""
+    return table.calibration.slope if table.calibration is not None else 1.0
+
+
 def fixed_latency_ms(table: LatencyTable, network) -> float:
-    """Stem, fixed blocks and head, plus the table's per-network overhead when it has one."""
+    """Stem, fixed blocks and head; with a calibration, its intercept plus its slope times their entries
+    (so a network's prediction is the calibration applied to the sum of its entries, and stays linear in
+    per-layer probabilities), else plus the table's per-network overhead entry when it has one."""
+    fixed = sum(entry_ms(table, key, "the stem, fixed block or head") for key in fixed_keys(network))
+    if table.calibration is not None:
+        return table.calibration.apply(fixed)
     overhead = table.entries[OVERHEAD_KEY].value(table.statistic) if OVERHEAD_KEY in table.entries else 0.0
-    return overhead + sum(entry_ms(table, key, "the stem, fixed block or head") for key in fixed_keys(network))
+    return overhead + fixed
+
+
+def entries_sum_ms(table: LatencyTable, network) -> float:
+    """The plain sum of a network's block, stem and head entries: what a calibration maps to a whole pass."""
+    uncalibrated = replace(table, calibration=None, entries={key: entry for key, entry in table.entries.items()
+                                                             if key != OVERHEAD_KEY})
+    return network_latency_ms(uncalibrated, network)
 
 
 def network_latency_ms(table: LatencyTable, network) -> float:
@@ -65,6 +84,17 @@ def candidate_latencies_ms(table: LatencyTable, skeleton, choices: Sequence[Sequ
     """Per searchable layer of `skeleton`, the entry of each block of `choices[l]`."""
     return [[block_latency_ms(table, block, slot) for block in blocks]
             for slot, blocks in zip(skeleton.searchable_slots(), choices)]
+
+
+def trust_note(table: LatencyTable) -> str:
+    """How far to trust the table's predictions, in one sentence: its calibration's error on the whole
+    networks it was fitted on and the measurement's own round-to-round noise (a prediction cannot beat
+    it), or that the table predates calibration."""
+    if table.calibration is None:
+        return ("an uncalibrated table (the sum of its entries plus an overhead entry; measured on another CPU "
+                "such tables under-predicted by ~7%): measure a new one with `autospace latency-table`")
+    return (f"{table.calibration.trust()}; a virtual CPU's speed also moves by several percent over minutes, "
+            f"which no table predicts")
 
 
 def predicted_vs_measured(predicted_ms: float, measured_ms: float) -> dict:
@@ -107,5 +137,5 @@ def cell_network_latency_ms(table: LatencyTable, network) -> float:
     return total
 
 
-__all__ = ["block_latency_ms", "candidate_latencies_ms", "cell_latency_ms", "cell_network_latency_ms", "entry_ms",
+__all__ = ["block_latency_ms", "entries_sum_ms", "slope", "trust_note", "candidate_latencies_ms", "cell_latency_ms", "cell_network_latency_ms", "entry_ms",
            "fixed_latency_ms", "network_latency_ms", "predicted_vs_measured", "raw_cell_latency_ms"]

@@ -11,7 +11,7 @@ import torch
 from autospace.arch.network import Network
 from autospace.cost import network_cost
 from autospace.errors import AutospaceError
-from autospace.latency.prediction import network_latency_ms, predicted_vs_measured
+from autospace.latency.prediction import network_latency_ms, predicted_vs_measured, trust_note
 from autospace.latency.table import load_table, require_table_conditions
 from autospace.latency.timing import check_table_device, measure_network_ms, time_module
 from autospace.nn import build_network
@@ -70,4 +70,4 @@ def profile_against_table(network, table_path: str | Path, device: str | None = 
     cost = network_cost(network)
     return {"params": cost.params, "madds": cost.madds, "resolution": network.resolution,
             "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
-            **predicted_vs_measured(predicted, measured)}
+            **predicted_vs_measured(predicted, measured), "prediction_trust": trust_note(table)}

@@ -20,7 +20,7 @@ to read this machine's conditions.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from autospace.errors import AutospaceError
@@ -44,6 +44,51 @@ class LatencyEntry:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """A whole forward pass = intercept_ms + slope * (the sum of the network's entries), least squares over
+    whole networks timed interleaved with the entries' probes (`timing.py` says why). `pairs` keeps every
+    (sum of entries, measured whole) it was fitted on, so a table extended to a new space refits on all of
+    them; `residual` is the fit's mean relative error on them, what a prediction can be trusted to."""
+    intercept_ms: float
+    slope: float
+    pairs: tuple = ()        # ((sum_ms, whole_ms), ...)
+    residual: float = 0.0
+    noise: float | None = None  # mean relative difference of one network's whole time between two rounds
+
+    def trust(self) -> str:
+        noise = "" if self.noise is None else f"; the same network timed twice differed by {100 * self.noise:.1f}%"
+        return (f"calibrated on {len(self.pairs)} whole networks: mean error {100 * self.residual:.1f}% on "
+                f"them{noise}")
+
+    def apply(self, sum_ms: float) -> float:
+        return self.intercept_ms + self.slope * sum_ms
+
+
+def fit_calibration(pairs, noise: float | None = None) -> Calibration:
+    """Least-squares line through (sum of entries, whole) pairs; with too few or too alike sums to fit a
+    slope, slope 1 and the median gap as the intercept. The slope is kept in [0.5, 2]: beyond that the
+    entries, not the map, are wrong."""
+    pairs = tuple((round(float(a), 5), round(float(b), 5)) for a, b in pairs)
+    n = len(pairs)
+    sums, wholes = [a for a, _ in pairs], [b for _, b in pairs]
+    mean_sum, mean_whole = sum(sums) / n, sum(wholes) / n
+    spread = sum((a - mean_sum) ** 2 for a in sums)
+    slope = 1.0
+    if n >= 5 and spread > 0:
+        slope = sum((a - mean_sum) * (b - mean_whole) for a, b in pairs) / spread
+    if not 0.5 <= slope <= 2.0:
+        slope = 1.0
+    if slope == 1.0:
+        gaps = sorted(b - a for a, b in pairs)
+        intercept = gaps[n // 2]
+    else:
+        intercept = mean_whole - slope * mean_sum
+    residual = sum(abs(intercept + slope * a - b) / b for a, b in pairs) / n
+    return Calibration(round(intercept, 5), round(slope, 5), pairs, round(residual, 5),
+                       None if noise is None else round(noise, 5))
+
+
+@dataclass(frozen=True)
 class LatencyTable:
     device: str              # "cpu" or "cuda:N"
     device_name: str         # CPU model or GPU name: a table is only valid on the machine it describes
@@ -53,14 +98,18 @@ class LatencyTable:
     precision: str           # fp32 or bf16
     channels_last: bool = True
     warmup: int = 0
-    statistic: str = "min"   # which figure of each entry predictions use
+    statistic: str = "median"  # which figure of each entry predictions use
     entries: dict = field(default_factory=dict)  # key -> LatencyEntry
+    calibration: Calibration | None = None  # the fitted map from the sum of entries to a whole pass
 
     def with_entries(self, entries: dict) -> "LatencyTable":
-        return LatencyTable(**{**self.conditions(), "entries": {**self.entries, **entries}})
+        return replace(self, entries={**self.entries, **entries})
+
+    def with_calibration(self, calibration: "Calibration | None") -> "LatencyTable":
+        return replace(self, calibration=calibration)
 
     def conditions(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if key != "entries"}
+        return {key: value for key, value in asdict(self).items() if key not in ("entries", "calibration")}
 
     def describe(self) -> str:
         return (f"{self.device} ({self.device_name}), batch {self.batch_size}, {self.threads} thread(s), "
@@ -70,8 +119,30 @@ class LatencyTable:
 # ---- files ---------------------------------------------------------------------------------------
 
 def table_to_json(table: LatencyTable) -> dict:
-    return {"format": TABLE_FORMAT, **table.conditions(),
+    data = {"format": TABLE_FORMAT, **table.conditions(),
             "entries": {key: asdict(entry) for key, entry in sorted(table.entries.items())}}
+    if table.calibration is not None:
+        data["calibration"] = {**asdict(table.calibration), "pairs": [list(pair) for pair in table.calibration.pairs]}
+    return data
+
+
+def calibration_from_json(data, source: str) -> Calibration | None:
+    """A table's calibration, refitted from its pairs (the stored line is only a record of that fit)."""
+    if data is None:
+        return None
+    pairs = data["pairs"]
+    if not isinstance(pairs, list) or not pairs or len(pairs) > 100_000:
+        raise ValueError("calibration pairs must be a non-empty list")
+    checked = []
+    for pair in pairs:
+        a, b = (float(value) for value in pair)
+        if not (0 <= a < float("inf") and 0 < b < float("inf")):
+            raise ValueError("a calibration pair is not two finite times > 0")
+        checked.append((a, b))
+    noise = data.get("noise")
+    if noise is not None and not 0 <= float(noise) < float("inf"):
+        raise ValueError("calibration noise is not a finite number >= 0")
+    return fit_calibration(checked, None if noise is None else float(noise))
 
 
 # The range of each whole-number field of a table, as a config's fields are checked: a table is user input.
@@ -118,7 +189,8 @@ def table_from_json(data, source: str = "latency table") -> LatencyTable:
                              precision=_table_text(data["precision"], "precision"),
                              channels_last=bool(data.get("channels_last", True)),
                              warmup=_table_integer(data.get("warmup"), "warmup", default=0),
-                             statistic=str(data.get("statistic", "median")), entries=entries)
+                             statistic=str(data.get("statistic", "median")), entries=entries,
+                             calibration=calibration_from_json(data.get("calibration"), source))
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise AutospaceError(f"{source} is damaged ({error}); measure it again with `autospace latency-table`")
     if table.statistic not in STATISTICS:

@@ -31,10 +31,10 @@ from autospace.arch.blocks import MultiBranch, canonical_block
 from autospace.arch.space import SearchSpace
 from autospace.errors import AutospaceError
 from autospace.latency.keys import network_keys
-from autospace.latency.prediction import candidate_latencies_ms, fixed_latency_ms, network_latency_ms
+from autospace.latency.prediction import candidate_latencies_ms, entries_sum_ms, fixed_latency_ms
 from autospace.latency.table import (
-    OVERHEAD_KEY, LatencyEntry, LatencyTable, load_table, open_table, require_same_conditions, require_table_conditions,
-    save_table,
+    LatencyEntry, LatencyTable, fit_calibration, load_table, open_table, require_same_conditions,
+    require_table_conditions, save_table,
 )
 from autospace.runtime.device import hardware_info, resolve_device
 
@@ -138,55 +138,148 @@ def summarise(samples: Sequence[float]) -> LatencyEntry:
                         round(ordered[0], 5))
 
 
+CALIBRATION_NETWORKS = 24  # random networks of the space timed whole beside the probes: they fit the calibration
+CALIBRATION_SEED = 1_000_003  # not a seed a bench draws its test networks with
+
+
+def random_networks(space: SearchSpace, count: int, seed: int) -> list:
+    """Up to `count` distinct networks of `space`, each layer a uniformly drawn candidate."""
+    import random
+
+    from autospace.nn.block_supernet import layer_choices
+
+    rng = random.Random(seed)
+    choices = layer_choices(space)
+    networks, seen = [], set()
+    for _ in range(count * 20):
+        blocks = tuple(rng.choice(blocks) for blocks in choices)
+        if blocks not in seen:
+            seen.add(blocks)
+            networks.append(space.skeleton.network(list(blocks)))
+        if len(networks) == count:
+            break
+    return networks
+
+
+def time_networks(networks: Sequence, device: torch.device, batch_size: int, warmup: int, repeats: int,
+                  autocast_dtype=None, segments: bool = True) -> list[tuple[list[list[float]], list[float]]]:
+    """Per network, the `repeats` times in milliseconds of each segment (stem, layers, head; each on its own
+    clock reads inside a whole forward pass; empty lists when `segments` is False) and of its whole passes.
+
+    The networks take turns, one pass each: on a shared or virtual CPU the speed drifts by 5-10% over
+    seconds (measured on a 2-core Xeon VM: medians of 50 back-to-back passes moved between 3.0 and 4.0 ms),
+    so timing network after network gives each its own slow or fast stretch; taking turns gives every
+    network the same mix, and the test-retest rank correlation of 40 networks rose from 0.17 (min of
+    back-to-back passes) to 0.99 (median of passes taken in turn)."""
+    from autospace.nn import build_network
+
+    models = []
+    for network in networks:
+        with torch.random.fork_rng(devices=[]):  # the weights do not matter to a time; the global RNG does
+            torch.manual_seed(0)
+            model = build_network(network)
+        model = model.to(device=device, memory_format=torch.channels_last)
+        model.train(False)
+        models.append(model)
+    inputs = [torch.randn(batch_size, network.in_channels, network.resolution, network.resolution,
+                          device=device).contiguous(memory_format=torch.channels_last) for network in networks]
+    synchronise = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    parts = [[model.stem, *model.layers, lambda x, model=model: model.classifier(model.head(x).mean((2, 3)))]
+             for model in models]
+    results = [([[] for _ in pieces] if segments else [], []) for pieces in parts]
+    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
+                                                enabled=autocast_dtype is not None):
+        for index in range(warmup + repeats):
+            for model, x, pieces, (segment_times, whole_times) in zip(models, inputs, parts, results):
+                if segments:
+                    y = x
+                    synchronise()
+                    clock = [time.perf_counter()]
+                    for piece in pieces:
+                        y = piece(y)
+                        synchronise()
+                        clock.append(time.perf_counter())
+                synchronise()
+                start = time.perf_counter()
+                model(x)
+                synchronise()
+                end = time.perf_counter()
+                if index >= warmup:
+                    if segments:
+                        for samples, before, after in zip(segment_times, clock, clock[1:]):
+                            samples.append((after - before) * 1000.0)
+                    whole_times.append((end - start) * 1000.0)
+    return results
+
+
 @restores_torch_threads
 def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
                           threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
-                          statistic: str = "min", progress: bool = True, rounds: int = 3) -> LatencyTable:
+                          statistic: str = "median", progress: bool = True, rounds: int = 3,
+                          calibration_networks: int = CALIBRATION_NETWORKS) -> LatencyTable:
     """Time what `space` needs that `out` does not hold yet; returns (and writes) the whole table.
 
     Entries are timed inside probe networks (`probe_networks`), each segment of a forward pass on its
     own clock reads: a block timed alone, its input and weights hot in the cache, runs faster than in a
-    network (measured here: the sum of isolated times fell 20% short of whole networks, in context 6%).
-    Samples of one key from several layers and probes are pooled. The `network overhead` entry is what a
-    whole pass took beyond the sum of its segments' entries (median over the probes), so the sum of a
-    network's entries predicts its whole time. `statistic` "min" (default) is the figure predictions use:
-    other jobs on a shared CPU only ever add time, and the minimum of many repeats is least touched by
-    them; "median" where the device is quiet. The probes are timed in `rounds` passes over all of them,
-    so that a burst of other work spoils one round's samples of a key, not all of them."""
+    network (measured on an AMD EPYC: the sum of isolated times fell 20% short of whole networks, in
+    context 6%). Beside the probes, `calibration_networks` random networks of the space are timed the same
+    way; every segment of every one of them adds samples to its entry, and their whole passes fit the
+    table's calibration (`table.Calibration`): the clock reads between segments cost time a plain pass does
+    not spend, and a pass has costs no segment holds. All of them take turns pass by pass (`time_networks`).
+    `statistic` "median" (default) is the figure predictions use; "min" where a device's fastest pass is
+    stable (on the Xeon VM it was not: its fastest passes came in rare bursts of a faster host). The
+    networks are timed in `rounds` rounds of `repeats` passes; the table is saved after each, so a killed
+    run keeps every finished round."""
+    if isinstance(calibration_networks, bool) or not isinstance(calibration_networks, int) \
+            or not 0 <= calibration_networks <= 10_000:
+        raise AutospaceError(f"calibration networks is {calibration_networks!r}; it must be an integer in "
+                             f"[0, 10,000]")
     device, autocast_dtype, table = open_table(out, device, batch_size, threads, warmup, repeats, precision,
                                                statistic, rounds)
-    probes = [network for network in probe_networks(space)
-              if any(key is not None and key not in table.entries for key in network_keys(network))]
+    statistic = table.statistic  # an extended table keeps its own
+    missing = lambda network: any(key is not None and key not in table.entries  # noqa: E731
+                                  for key in network_keys(network))
+    probes = [network for network in probe_networks(space) if missing(network)]
+    calibrate = bool(probes) or table.calibration is None
+    networks = probes + (random_networks(space, calibration_networks, CALIBRATION_SEED) if calibrate else [])
     bar = None
-    if progress and probes:
+    if progress and networks:
         from tqdm import tqdm
-        bar = tqdm(total=len(probes) * rounds, desc=f"latency table ({device}, probe networks)", dynamic_ncols=True)
+        bar = tqdm(total=rounds, desc=f"latency table ({device}, {len(networks)} networks in turn)",
+                   dynamic_ncols=True)
     pooled: dict[str, list[float]] = {}
-    wholes: list[list[float]] = [[] for _ in probes]
+    wholes: list[list[float]] = [[] for _ in networks]
+    round_medians: list[list[float]] = [[] for _ in networks]  # per network, each round's median: the noise
+    finished = 0
     try:
-        for _ in range(rounds):
-            for position, network in enumerate(probes):
-                segments, whole = time_segments(network, device, batch_size, warmup, repeats, autocast_dtype)
-                for key, samples in zip(network_keys(network), segments):
+        for _ in range(rounds if networks else 0):
+            timed = time_networks(networks, device, batch_size, warmup, repeats, autocast_dtype)
+            for network, (segments, whole), samples in zip(networks, timed, wholes):
+                for key, times in zip(network_keys(network), segments):
                     if key is not None and key not in table.entries:
-                        pooled.setdefault(key, []).extend(samples)
-                wholes[position].extend(whole)
-                if bar is not None:
-                    bar.update(1)
+                        pooled.setdefault(key, []).extend(times)
+                samples.extend(whole)
+            for medians, (_, whole) in zip(round_medians, timed):
+                medians.append(summarise(whole).value(statistic))
+            finished += 1
+            if bar is not None:
+                bar.update(1)
             if out is not None:  # a killed run keeps every finished round
                 save_table(out, table.with_entries({key: summarise(v) for key, v in pooled.items()}))
     finally:
         if bar is not None:
             bar.close()
         fresh = {key: summarise(samples) for key, samples in pooled.items()}
-        if probes and all(wholes) and OVERHEAD_KEY not in table.entries:
-            overheads = [(network, summarise(whole)) for network, whole in zip(probes, wholes)]
-            without = table.with_entries(fresh)
-            gaps = sorted(whole.value(statistic) - network_latency_ms(without, network) for network, whole in overheads)
-            gap = max(0.0, gaps[len(gaps) // 2])
-            fresh[OVERHEAD_KEY] = LatencyEntry(round(gap, 5), round(gaps[-1] - gaps[0], 5), len(gaps), round(gap, 5))
         table = table.with_entries(fresh)
-        if out is not None and (fresh or not Path(out).exists()):
+        if calibrate and finished == rounds and networks:
+            pairs = [(entries_sum_ms(table, network), summarise(whole).value(statistic))
+                     for network, whole in zip(networks, wholes)]
+            old = list(table.calibration.pairs) if table.calibration is not None else []
+            noise = None
+            if rounds > 1:
+                noise = sum(abs(m[0] - m[-1]) / ((m[0] + m[-1]) / 2) for m in round_medians) / len(round_medians)
+            table = table.with_calibration(fit_calibration(old + pairs, noise))
+        if out is not None and (fresh or calibrate or not Path(out).exists()):
             save_table(out, table)  # also when interrupted: the next run resumes from here
     return table
 
@@ -249,4 +342,5 @@ def round_latency_us(table_path: str, supernet) -> tuple[list[list[float]], floa
 
 
 __all__ = ["check_table_device", "latency_table_for", "measure_latency_table", "measure_network_ms", "probe_networks",
-           "restores_torch_threads", "round_latency_us", "summarise", "time_module", "time_segments"]
+           "random_networks", "restores_torch_threads", "round_latency_us", "summarise", "time_module",
+           "time_networks", "time_segments"]

@@ -151,7 +151,8 @@ def write_run_report(out: str | Path) -> Path:
         if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18): stated beside MAdds
             lines[-2:-2] = [f"Predicted latency {result['predicted_latency_ms']:.3f} ms against a target of "
                             f"{result['target_latency_ms']:.3f} ms ({100 * result['latency_over_target']:.0f}%), "
-                            f"from the latency table.", ""]
+                            f"from the latency table"
+                            + (f" ({result['latency_trust']})." if result.get("latency_trust") else "."), ""]
         searchable = iter(range(len(network.layers)))
         for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
             number = next(searchable) if slot.searchable else "fixed"

@@ -32,6 +32,7 @@ class Constraint:
     candidates: tuple[tuple[float, ...], ...]  # per searchable layer, per candidate
     fixed: float
     target: float
+    note: str = ""  # how far to trust the costs (a latency table's calibration and noise)
 
     def cost(self, choice: Sequence[int]) -> float:
         return self.fixed + sum(row[index] for row, index in zip(self.candidates, choice))
@@ -87,9 +88,14 @@ def search_constraints(config, supernet) -> list[Constraint]:
         table = latency_table_for(config.latency_table, supernet.space)
         from autospace.latency.prediction import candidate_latencies_ms, fixed_latency_ms
 
-        found.append(constraint("latency_us", [[1000 * v for v in row] for row in
-                                               candidate_latencies_ms(table, skeleton, choices)],
-                                1000 * fixed_latency_ms(table, skeleton), 1000 * config.target_latency_ms))
+        from dataclasses import replace
+
+        from autospace.latency.prediction import trust_note
+
+        found.append(replace(constraint("latency_us", [[1000 * v for v in row] for row in
+                                                       candidate_latencies_ms(table, skeleton, choices)],
+                                        1000 * fixed_latency_ms(table, skeleton), 1000 * config.target_latency_ms),
+                             note=trust_note(table)))
     if config.target_params is not None:
         slots = skeleton.slots()
         fixed = stem_cost(skeleton).params + head_cost(skeleton, slots[-1].out_channels, slots[-1].output_size).params
@@ -193,7 +199,8 @@ def constraint_summary(constraints: Sequence[Constraint], choice: Sequence[int])
         if c.name == "latency_us":
             summary.update({"predicted_latency_ms": round(c.cost(choice) / 1000, 4),
                             "target_latency_ms": c.target / 1000,
-                            "latency_over_target": round(c.cost(choice) / c.target, 4)})
+                            "latency_over_target": round(c.cost(choice) / c.target, 4),
+                            "latency_trust": c.note})
         elif c.name == "params":
             summary.update({"target_params": int(c.target), "params_over_target": round(c.cost(choice) / c.target, 4)})
     summary["within_all_targets"] = within(constraints, choice)

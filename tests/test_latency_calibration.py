@@ -1,0 +1,155 @@
+"""Latency tables that hold on another CPU (issue 33): the calibration, timing in turn, the bench's floor."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import replace
+
+import pytest
+
+from autospace.errors import AutospaceError
+from autospace.latency.keys import block_key, fixed_keys
+from autospace.latency.prediction import (
+    candidate_latencies_ms, entries_sum_ms, fixed_latency_ms, network_latency_ms, trust_note,
+)
+from autospace.latency.table import OVERHEAD_KEY, Calibration, fit_calibration, load_table, save_table
+from autospace.nn.block_supernet import layer_choices
+from test_latency import fake_table, small_space
+
+
+def test_calibration_recovers_a_line_and_falls_back_to_the_median_gap():
+    rng = random.Random(0)
+    sums = [rng.uniform(2.0, 4.0) for _ in range(20)]
+    fitted = fit_calibration([(s, 0.4 + 1.25 * s) for s in sums], noise=0.02)
+    assert fitted.slope == pytest.approx(1.25, abs=1e-4) and fitted.intercept_ms == pytest.approx(0.4, abs=1e-4)
+    assert fitted.residual == pytest.approx(0.0, abs=1e-4) and fitted.noise == 0.02
+    few = fit_calibration([(1.0, 1.5), (2.0, 2.1), (3.0, 3.9)])  # too few pairs to trust a slope
+    assert few.slope == 1.0 and few.intercept_ms == pytest.approx(0.5)  # the median of the gaps .1 .5 .9
+    wild = fit_calibration([(s, 10 - 3 * s) for s in sums])  # a negative slope: the entries are wrong, not the map
+    assert wild.slope == 1.0
+
+
+def test_calibrated_prediction_is_the_line_through_the_sum_of_the_entries():
+    space = small_space()
+    calibration = Calibration(intercept_ms=-0.3, slope=1.2)
+    table = replace(fake_table(space, overhead=0.25), calibration=calibration)
+    rng = random.Random(2)
+    for _ in range(5):
+        network = space.skeleton.network([rng.choice(blocks) for blocks in layer_choices(space)])
+        keys = fixed_keys(network) + [block_key(layer.block, slot) for layer, slot in
+                                      zip(network.layers, network.slots())
+                                      if slot.searchable and not layer.block.is_empty()]
+        plain = sum(table.entries[key].value(table.statistic) for key in keys)  # the overhead entry is not used
+        assert entries_sum_ms(table, network) == pytest.approx(plain, rel=1e-12)
+        assert network_latency_ms(table, network) == pytest.approx(-0.3 + 1.2 * plain, rel=1e-12)
+        # the search's linear form (fixed part + one candidate per layer) gives the same number
+        rows = candidate_latencies_ms(table, space.skeleton, layer_choices(space))
+        picks = [blocks.index(layer.block) for blocks, layer in
+                 zip(layer_choices(space), [layer for layer, slot in zip(network.layers, network.slots())
+                                            if slot.searchable])]
+        linear = fixed_latency_ms(table, space.skeleton) + sum(row[i] for row, i in zip(rows, picks))
+        assert linear == pytest.approx(network_latency_ms(table, network), rel=1e-12)
+
+
+def test_calibration_round_trips_is_refitted_from_its_pairs_and_damage_is_refused(tmp_path):
+    pairs = [(2.0 + 0.1 * i, 1.1 * (2.0 + 0.1 * i) + 0.2) for i in range(10)]
+    table = replace(fake_table(small_space()), calibration=fit_calibration(pairs, noise=0.03))
+    save_table(tmp_path / "t.json", table)
+    assert load_table(tmp_path / "t.json") == table
+    data = json.loads((tmp_path / "t.json").read_text())
+    data["calibration"]["slope"] = 7.0  # the stored line is a record; the pairs decide
+    (tmp_path / "edited.json").write_text(json.dumps(data))
+    assert load_table(tmp_path / "edited.json").calibration.slope == pytest.approx(1.1, abs=1e-4)
+    for damage in ([], [[1.0]], [[1.0, -2.0]], [["a", 1.0]], "pairs"):
+        data["calibration"]["pairs"] = damage
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(AutospaceError, match="damaged"):
+            load_table(tmp_path / "bad.json")
+    assert "10 whole networks" in trust_note(table) and "3.0%" in trust_note(table)
+    assert "uncalibrated" in trust_note(fake_table(small_space()))
+
+
+def test_networks_take_turns_pass_by_pass(monkeypatch):
+    """The whole passes alternate network by network (a drifting CPU then slows or speeds all of them
+    alike); timing them one after the other would give each its own stretch of the drift."""
+    import autospace.nn as nn_package
+    from autospace.latency.timing import random_networks, time_networks
+    import torch
+
+    space = small_space()
+    networks = random_networks(space, 3, seed=5)
+    order = []
+    build = nn_package.build_network
+
+    def tagged(network):
+        model = build(network)
+        tag = len(order_models)
+        order_models.append(model)
+        model.register_forward_pre_hook(lambda module, inputs, tag=tag: order.append(tag))
+        return model
+
+    order_models = []
+    monkeypatch.setattr(nn_package, "build_network", tagged)
+    timed = time_networks(networks, torch.device("cpu"), 1, warmup=1, repeats=2)
+    assert order == [0, 1, 2] * 3  # warmup + repeats turns, each network once per turn
+    for (segments, whole), network in zip(timed, networks):
+        assert len(whole) == 2 and all(t > 0 for t in whole)
+        assert len(segments) == len(network.layers) + 2 and all(len(s) == 2 for s in segments)
+
+
+def test_measured_table_is_calibrated_and_an_interrupted_table_is_calibrated_on_resume(tmp_path, monkeypatch):
+    from autospace.arch.network import Skeleton, Stage
+    from autospace.arch.blocks import InvertedResidual
+    from autospace.arch.space import Candidate, SearchSpace
+    import autospace.latency.timing as timing
+
+    skeleton = Skeleton(stages=(Stage(8, 2, 2),), stem_channels=8, first_channels=8, head_channels=16, resolution=8)
+    space = SearchSpace(skeleton, ((Candidate(InvertedResidual(3, 3)), Candidate(InvertedResidual(5, 6))),
+                                   (Candidate(InvertedResidual(3, 1)), Candidate(InvertedResidual(5, 3)))))
+    out = tmp_path / "t.json"
+    real = timing.time_networks
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(timing, "time_networks", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        timing.measure_latency_table(space, "cpu", 1, out, warmup=1, repeats=3, rounds=2, progress=False,
+                                     calibration_networks=4)
+    kept = load_table(out)
+    assert kept.entries and kept.calibration is None  # the finished round's entries, no fit on half the rounds
+    monkeypatch.setattr(timing, "time_networks", real)
+    table = timing.measure_latency_table(space, "cpu", 1, out, warmup=1, repeats=3, rounds=2, progress=False,
+                                         calibration_networks=4)
+    assert {key: entry for key, entry in table.entries.items()} == kept.entries  # entries kept, only calibrated
+    assert table.calibration is not None and len(table.calibration.pairs) == 4 and OVERHEAD_KEY not in table.entries
+    assert table.calibration.noise is not None
+    again = timing.measure_latency_table(space, "cpu", 1, out, warmup=1, repeats=3, progress=False)
+    assert again == table  # calibrated and complete: nothing measured
+    with pytest.raises(AutospaceError, match="calibration networks is -1"):
+        timing.measure_latency_table(space, "cpu", 1, tmp_path / "x.json", calibration_networks=-1)
+
+
+def test_bench_reports_the_floor_the_baselines_and_where_the_error_comes_from(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "latency_table.py"
+    spec = importlib.util.spec_from_file_location("latency_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = bench.main(["cifar-small", "--table", str(tmp_path / "t.json"), "--networks", "4", "--repeats", "2",
+                      "--rounds", "1"])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == row
+    for field in ("retest_spearman", "retest_mean_relative_error", "spearman_madds_measured",
+                  "spearman_params_measured", "spearman_predicted_measured", "mean_signed_error",
+                  "anchor_mean_signed_error", "entries_error", "calibration_error", "cpu"):
+        assert field in row
+    assert row["dominant_error"] in ("entries", "calibration") and row["fresh_table"] is True
+    assert row["calibration"]["networks"] > 0
+    assert -1 <= row["retest_spearman"] <= 1 and row["retest_mean_relative_error"] >= 0

@@ -223,12 +223,14 @@ def test_nse_latency_penalty_pulls_expected_latency_to_the_target():
         assert (after - before) * direction > 0, (start, before, after)
 
 
-def test_nse_with_a_latency_target_runs_and_measures_missing_entries(tmp_path):
+def test_nse_with_a_latency_target_runs_and_measures_missing_entries(tmp_path, monkeypatch):
+    from autospace.latency import timing
     from autospace.evolve.nse import evolve_nse
     from autospace.evolve.nse_config import NseConfig
     from autospace.latency.timing import measure_latency_table
 
     table = tmp_path / "table.json"
+    monkeypatch.setattr(timing, "CALIBRATION_NETWORKS", 4)  # the extension's recalibration: kept short here
     measure_latency_table(small_space(), "cpu", 1, table, warmup=1, repeats=3, progress=False)
     config = NseConfig(data="synthetic:256,64", preset="cifar-small", budget_madds=10**9, subset_size=2,
                        rounds=1, epochs_per_round=1, batch_size=32, warmup_epochs=0.3, samples=4, sample_draws=20,

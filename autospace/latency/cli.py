@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from autospace.errors import AutospaceError
+from autospace.latency.table import CALIBRATION_NETWORKS
 from autospace.runtime.parsing import ascii_float, ascii_int
 
 
@@ -101,9 +102,10 @@ def add_latency_table_parser(commands) -> None:
     parser.add_argument("--statistic", choices=("min", "median"),
                         help="the figure of each entry predictions use: median (default for blocks: stable on a "
                              "drifting virtual CPU) or min (default for open:PRESET cell components)")
-    parser.add_argument("--calibration-networks", type=ascii_int, default=24,
-                        help="random networks of the space timed whole beside the probes, to fit the table's "
-                             "calibration (sum of entries -> whole pass; default 24)")
+    parser.add_argument("--calibration-networks", type=ascii_int, default=CALIBRATION_NETWORKS,
+                        help="random networks of the space timed beside the probes: they add samples to the "
+                             f"entries and fit the table's calibration (sum of entries -> whole pass; default "
+                             f"{CALIBRATION_NETWORKS})")
     parser.add_argument("--resolution", type=ascii_int, help="input resolution (default: the space's)")
     parser.add_argument("--num-classes", type=ascii_int, help="classes of the head (default: the space's)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

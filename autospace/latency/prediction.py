@@ -93,8 +93,8 @@ def trust_note(table: LatencyTable) -> str:
     if table.calibration is None:
         return ("an uncalibrated table (the sum of its entries plus an overhead entry; measured on another CPU "
                 "such tables under-predicted by ~7%): measure a new one with `autospace latency-table`")
-    return (f"{table.calibration.trust()}; a virtual CPU's speed also moves by several percent over minutes, "
-            f"which no table predicts")
+    return (f"{table.calibration.trust()}; a virtual CPU's speed also moves over minutes (a 2-core Xeon VM: "
+            f"-5% to +11% between making a table and using it), which no table predicts")
 
 
 def predicted_vs_measured(predicted_ms: float, measured_ms: float) -> dict:

@@ -33,8 +33,8 @@ from autospace.errors import AutospaceError
 from autospace.latency.keys import network_keys
 from autospace.latency.prediction import candidate_latencies_ms, entries_sum_ms, fixed_latency_ms
 from autospace.latency.table import (
-    LatencyEntry, LatencyTable, fit_calibration, load_table, open_table, require_same_conditions,
-    require_table_conditions, save_table,
+    CALIBRATION_NETWORKS, CALIBRATION_SEED, LatencyEntry, LatencyTable, fit_calibration, load_table, open_table,
+    require_same_conditions, require_table_conditions, save_table,
 )
 from autospace.runtime.device import hardware_info, resolve_device
 
@@ -138,8 +138,6 @@ def summarise(samples: Sequence[float]) -> LatencyEntry:
                         round(ordered[0], 5))
 
 
-CALIBRATION_NETWORKS = 24  # random networks of the space timed whole beside the probes: they fit the calibration
-CALIBRATION_SEED = 1_000_003  # not a seed a bench draws its test networks with
 
 
 def random_networks(space: SearchSpace, count: int, seed: int) -> list:
@@ -216,7 +214,7 @@ def time_networks(networks: Sequence, device: torch.device, batch_size: int, war
 def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: int = 1, out: str | Path | None = None,
                           threads: int = 1, warmup: int = 10, repeats: int = 50, precision: str = "fp32",
                           statistic: str = "median", progress: bool = True, rounds: int = 3,
-                          calibration_networks: int = CALIBRATION_NETWORKS) -> LatencyTable:
+                          calibration_networks: int | None = None) -> LatencyTable:
     """Time what `space` needs that `out` does not hold yet; returns (and writes) the whole table.
 
     Entries are timed inside probe networks (`probe_networks`), each segment of a forward pass on its
@@ -230,6 +228,8 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
     stable (on the Xeon VM it was not: its fastest passes came in rare bursts of a faster host). The
     networks are timed in `rounds` rounds of `repeats` passes; the table is saved after each, so a killed
     run keeps every finished round."""
+    if calibration_networks is None:
+        calibration_networks = CALIBRATION_NETWORKS
     if isinstance(calibration_networks, bool) or not isinstance(calibration_networks, int) \
             or not 0 <= calibration_networks <= 10_000:
         raise AutospaceError(f"calibration networks is {calibration_networks!r}; it must be an integer in "

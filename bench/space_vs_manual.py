@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # results_table.py bes
 from autospace.runtime.atomic import append_jsonl, atomic_write_text, read_optional_json  # noqa: E402
 from autospace.cost.units import parse_madds  # noqa: E402
 from autospace.pipeline import load_run_config, run_pipeline  # noqa: E402
-from autospace.report.markdown import stage_times  # noqa: E402
+from autospace.report.manual_reference import recipe_of  # noqa: E402
+from autospace.report.markdown import read_optional_yaml, stage_times  # noqa: E402
 from results_table import markdown_table, read_rows  # noqa: E402
 
 
@@ -57,6 +58,8 @@ def run_row(out: Path, config, budget: int, space: str, seed: int, recipe: str, 
         "device": hardware.get("device_name", metrics.get("device")), "precision": metrics.get("precision"),
         "train_compile": metrics.get("compile"), "torch_version": hardware.get("torch_version", torch.__version__),
         "cuda_version": hardware.get("cuda_version"), "run_dir": str(out),
+        # what a learned run's report matches its manual reference on (report/manual_reference.py)
+        "recipe": recipe_of(read_optional_yaml(out / "config.yaml") or {}),
     }
 
 

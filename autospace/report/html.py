@@ -20,6 +20,7 @@ from pathlib import Path
 
 from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.errors import AutospaceError
+from autospace.report.manual_reference import manual_comparison
 from autospace.report.markdown import data_label, read_optional_yaml, run_notices
 
 STAGE_MARKERS = {"evolve": "history.jsonl", "search": "search.jsonl", "train": "metrics.jsonl"}
@@ -390,6 +391,9 @@ def _run_section(run_dir: Path, summary: dict, anchor: str) -> list[str]:
                      f'{_number(summary["params"])} params; {html.escape(summary["space"])} space, '
                      f'{html.escape(str(summary["method"]))} search; {html.escape(summary["data"])}.'
                      f'{" Read the notes below: they qualify this result." if notices else ""}</p>')
+        comparison = manual_comparison(read_optional_yaml(run_dir / "config.yaml"), summary["test_top1"])
+        if comparison:
+            parts.append(f"<p>{html.escape(comparison)}</p>")
     for kind, text in notices:
         parts.append(_warning(kind, text))
     times = summary["times"]

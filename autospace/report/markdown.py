@@ -7,6 +7,7 @@ from pathlib import Path
 from autospace.arch.blocks import block_to_string
 from autospace.runtime.atomic import atomic_write_text, read_jsonl, read_optional_json
 from autospace.cost import layer_costs, network_cost
+from autospace.report.manual_reference import manual_comparison
 from autospace.report.notes import fitted_network_note
 
 
@@ -119,6 +120,9 @@ def write_run_report(out: str | Path) -> Path:
                   f"({data_label(metrics.get('data'), train_config.get('data_dir'))}; "
                   f"params {metrics['params']:,}, MAdds {metrics['madds'] / 1e6:.2f}M "
                   f"against a target of {result.get('target_madds', 0) / 1e6:.1f}M).", ""]
+        comparison = manual_comparison(read_optional_yaml(out / "config.yaml"), metrics.get("test_top1"))
+        if comparison:
+            lines += [comparison, ""]
     for kind, text in run_notices(out / "evolve", out / "search"):
         lines += [f"**{kind}:** {text}", ""]
     lines += ["## Stages", "", "| stage | wall time |", "| --- | --- |"]

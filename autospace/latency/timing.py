@@ -97,38 +97,7 @@ def time_segments(network, device: torch.device, batch_size: int, warmup: int, r
                   autocast_dtype=None) -> tuple[list[list[float]], list[float]]:
     """Per segment (stem, layers, head) of `network`, its `repeats` times in milliseconds inside whole
     forward passes; and the times of the same passes run whole (untouched by the clock reads)."""
-    from autospace.nn import build_network
-
-    with torch.random.fork_rng(devices=[]):  # the weights do not matter to a time; the global RNG does
-        torch.manual_seed(0)
-        model = build_network(network)
-    model = model.to(device=device, memory_format=torch.channels_last)
-    model.train(False)
-    segments = [model.stem, *model.layers, lambda x: model.classifier(model.head(x).mean((2, 3)))]
-    inputs = torch.randn(batch_size, network.in_channels, network.resolution, network.resolution,
-                         device=device).contiguous(memory_format=torch.channels_last)
-    synchronise = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    times, whole = [[] for _ in segments], []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
-                                                enabled=autocast_dtype is not None):
-        for index in range(warmup + repeats):
-            x = inputs
-            synchronise()
-            clock = [time.perf_counter()]
-            for segment in segments:
-                x = segment(x)
-                synchronise()
-                clock.append(time.perf_counter())
-            synchronise()
-            start = time.perf_counter()
-            model(inputs)
-            synchronise()
-            end = time.perf_counter()
-            if index >= warmup:
-                for samples, before, after in zip(times, clock, clock[1:]):
-                    samples.append((after - before) * 1000.0)
-                whole.append((end - start) * 1000.0)
-    return times, whole
+    return time_networks([network], device, batch_size, warmup, repeats, autocast_dtype)[0]
 
 
 def summarise(samples: Sequence[float]) -> LatencyEntry:

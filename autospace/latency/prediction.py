@@ -137,5 +137,6 @@ def cell_network_latency_ms(table: LatencyTable, network) -> float:
     return total
 
 
-__all__ = ["block_latency_ms", "entries_sum_ms", "slope", "trust_note", "candidate_latencies_ms", "cell_latency_ms", "cell_network_latency_ms", "entry_ms",
-           "fixed_latency_ms", "network_latency_ms", "predicted_vs_measured", "raw_cell_latency_ms"]
+__all__ = ["block_latency_ms", "candidate_latencies_ms", "cell_latency_ms", "cell_network_latency_ms", "entries_sum_ms",
+           "entry_ms", "fixed_latency_ms", "network_latency_ms", "predicted_vs_measured", "raw_cell_latency_ms", "slope",
+           "trust_note"]

@@ -132,7 +132,7 @@ def table_to_json(table: LatencyTable) -> dict:
     return data
 
 
-def calibration_from_json(data, source: str) -> Calibration | None:
+def calibration_from_json(data) -> Calibration | None:
     """A table's calibration, refitted from its pairs (the stored line is only a record of that fit)."""
     if data is None:
         return None
@@ -196,7 +196,7 @@ def table_from_json(data, source: str = "latency table") -> LatencyTable:
                              channels_last=bool(data.get("channels_last", True)),
                              warmup=_table_integer(data.get("warmup"), "warmup", default=0),
                              statistic=str(data.get("statistic", "median")), entries=entries,
-                             calibration=calibration_from_json(data.get("calibration"), source))
+                             calibration=calibration_from_json(data.get("calibration")))
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise AutospaceError(f"{source} is damaged ({error}); measure it again with `autospace latency-table`")
     if table.statistic not in STATISTICS:

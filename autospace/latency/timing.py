@@ -128,53 +128,53 @@ def random_networks(space: SearchSpace, count: int, seed: int) -> list:
     return networks
 
 
-def time_networks(networks: Sequence, device: torch.device, batch_size: int, warmup: int, repeats: int,
-                  autocast_dtype=None, segments: bool = True) -> list[tuple[list[list[float]], list[float]]]:
+def timing_model(network) -> nn.Module:
+    """`network` built for timing: weights drawn under a fixed seed in a forked RNG (the weights
+    do not matter to a time; the caller's global RNG does), inference mode."""
+    from autospace.nn import build_network
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_network(network)
+    model.train(False)
+    return model
+
+
+def time_networks(networks: Sequence, device: torch.device, batch_size: int, warmup: int,
+                  repeats: int, autocast_dtype=None) -> list[tuple[list[list[float]], list[float]]]:
     """Per network, the `repeats` times in milliseconds of each segment (stem, layers, head; each on its own
-    clock reads inside a whole forward pass; empty lists when `segments` is False) and of its whole passes.
+    clock reads inside a whole forward pass) and of its whole passes.
 
     The networks take turns, one pass each: on a shared or virtual CPU the speed drifts by 5-10% over
     seconds (measured on a 2-core Xeon VM: medians of 50 back-to-back passes moved between 3.0 and 4.0 ms),
     so timing network after network gives each its own slow or fast stretch; taking turns gives every
     network the same mix, and the test-retest rank correlation of 40 networks rose from 0.17 (min of
     back-to-back passes) to 0.99 (median of passes taken in turn)."""
-    from autospace.nn import build_network
-
-    models = []
-    for network in networks:
-        with torch.random.fork_rng(devices=[]):  # the weights do not matter to a time; the global RNG does
-            torch.manual_seed(0)
-            model = build_network(network)
-        model = model.to(device=device, memory_format=torch.channels_last)
-        model.train(False)
-        models.append(model)
+    models = [timing_model(network).to(device=device, memory_format=torch.channels_last) for network in networks]
     inputs = [torch.randn(batch_size, network.in_channels, network.resolution, network.resolution,
                           device=device).contiguous(memory_format=torch.channels_last) for network in networks]
     synchronise = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     parts = [[model.stem, *model.layers, lambda x, model=model: model.classifier(model.head(x).mean((2, 3)))]
              for model in models]
-    results = [([[] for _ in pieces] if segments else [], []) for pieces in parts]
+    results = [([[] for _ in pieces], []) for pieces in parts]
     with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype or torch.bfloat16,
                                                 enabled=autocast_dtype is not None):
         for index in range(warmup + repeats):
             for model, x, pieces, (segment_times, whole_times) in zip(models, inputs, parts, results):
-                if segments:
-                    y = x
-                    synchronise()
-                    clock = [time.perf_counter()]
-                    for piece in pieces:
-                        y = piece(y)
-                        synchronise()
-                        clock.append(time.perf_counter())
+                y = x
                 synchronise()
+                clock = [time.perf_counter()]
+                for piece in pieces:
+                    y = piece(y)
+                    synchronise()
+                    clock.append(time.perf_counter())
                 start = time.perf_counter()
                 model(x)
                 synchronise()
                 end = time.perf_counter()
                 if index >= warmup:
-                    if segments:
-                        for samples, before, after in zip(segment_times, clock, clock[1:]):
-                            samples.append((after - before) * 1000.0)
+                    for samples, before, after in zip(segment_times, clock, clock[1:]):
+                        samples.append((after - before) * 1000.0)
                     whole_times.append((end - start) * 1000.0)
     return results
 
@@ -256,14 +256,10 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
 @restores_torch_threads
 def measure_network_ms(network, table: LatencyTable, warmup: int | None = None, repeats: int = 50) -> float:
     """The whole network's median time, under the table's conditions (device, batch, threads, precision)."""
-    from autospace.nn import build_network
-
     device = torch.device(table.device)
     if device.type == "cpu":
         torch.set_num_threads(table.threads)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_network(network)
+    model = timing_model(network)
     shape = (table.batch_size, network.in_channels, network.resolution, network.resolution)
     dtype = torch.bfloat16 if table.precision == "bf16" else None
     return time_module(model, shape, device, table.warmup if warmup is None else warmup, repeats,
@@ -311,5 +307,5 @@ def round_latency_us(table_path: str, supernet) -> tuple[list[list[float]], floa
 
 
 __all__ = ["check_table_device", "latency_table_for", "measure_latency_table", "measure_network_ms", "probe_networks",
-           "random_networks", "restores_torch_threads", "round_latency_us", "summarise", "time_module",
+           "random_networks", "restores_torch_threads", "round_latency_us", "summarise", "time_module", "timing_model",
            "time_networks", "time_segments"]

@@ -121,7 +121,7 @@ def _command_profile(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>16}: {value:,}" if isinstance(value, int) else f"{key:>16}: {value}")
+            print(f"{key:>20}: {value:,}" if isinstance(value, int) else f"{key:>20}: {value}")
     return 0
 
 

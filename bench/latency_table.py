@@ -13,11 +13,12 @@ Where the error comes from: each network's segments (stem, layers, head) are als
 timed inside its passes, so the prediction error splits into the entries against
 the blocks timed in this network (`entries_error`) and the calibration against
 the whole pass given those blocks (`calibration_error`). And the speed of a
-virtual CPU moves by several percent over minutes: the table's own calibration
-networks are timed in turn with the test networks, and the table's signed error
-on them (`anchor_mean_signed_error`) is how far the machine moved since the table
-was made; `mean_signed_error_beyond_drift` is the bias that is the table's, and
-`mean_relative_error_beyond_drift` the error once that drift is taken out.
+virtual CPU moves by several percent over minutes: the table's anchor networks
+are timed in turn with the test networks, as `autospace profile --latency-table`
+times them beside a network, and the median ratio of their times now to their
+times in the table is the machine's drift (`drift`, per session). The prediction
+times the drift (`corrected_*`) is what the table predicts for this machine now:
+profile reports that one.
 
     python bench/latency_table.py cifar-small --table runs/lat/manual.json --networks 40
     python bench/latency_table.py runs/e1/space.json --table runs/lat/learned.json --networks 40
@@ -34,42 +35,9 @@ import os
 import time
 from pathlib import Path
 
-ANCHORS = 24  # the first calibration networks of the table, timed again beside the test networks
-
-
-def statistic_of(samples: list[float], statistic: str) -> float:
-    ordered = sorted(samples)
-    return ordered[0] if statistic == "min" else ordered[len(ordered) // 2]
-
-
 def mean(values) -> float:
     values = list(values)
     return sum(values) / len(values)
-
-
-def timed_session(networks, table, rounds: int, repeats: int):
-    """Per network its whole-pass figure and its segments' figures, over `rounds` rounds taken in turn."""
-    import torch
-
-    from autospace.latency.timing import restores_torch_threads, time_networks
-
-    @restores_torch_threads
-    def session():
-        device = torch.device(table.device)
-        if device.type == "cpu":
-            torch.set_num_threads(table.threads)
-        dtype = torch.bfloat16 if table.precision == "bf16" else None
-        wholes = [[] for _ in networks]
-        segments = [None for _ in networks]
-        for _ in range(rounds):
-            for index, (parts, whole) in enumerate(time_networks(networks, device, table.batch_size, table.warmup,
-                                                                 repeats, dtype)):
-                wholes[index] += whole
-                segments[index] = parts if segments[index] is None else [a + b for a, b in zip(segments[index], parts)]
-        return ([statistic_of(w, table.statistic) for w in wholes],
-                [[statistic_of(s, table.statistic) for s in parts] for parts in segments])
-
-    return session()
 
 
 def error_figures(predicted, measured) -> dict:
@@ -101,7 +69,8 @@ def main(argv=None) -> dict:
     from autospace.latency.keys import network_keys
     from autospace.nb201.table import spearman  # plain Python, ties share ranks
     from autospace.latency.prediction import entries_sum_ms, network_latency_ms, slope
-    from autospace.latency.table import CALIBRATION_SEED, OVERHEAD_KEY
+    from autospace.latency.drift import time_beside_anchors
+    from autospace.latency.table import OVERHEAD_KEY
     from autospace.latency.timing import measure_latency_table, random_networks
 
     load_before = os.getloadavg()
@@ -112,17 +81,11 @@ def main(argv=None) -> dict:
                                   progress=False, rounds=args.rounds)
     table_s = time.perf_counter() - started
     networks = random_networks(space, args.networks, args.seed)
-    # The table's own calibration networks, timed in turn with the test networks: the table's signed error
-    # on them is how far this machine's speed has moved since the table was made (a virtual CPU's does).
-    anchors = random_networks(space, ANCHORS, CALIBRATION_SEED)
-    measured, segments = timed_session(networks + anchors, table, args.rounds, args.repeats)
-    retest, _ = timed_session(networks + anchors, table, args.rounds, args.repeats)
-    count = len(networks)
-    anchor_signed = mean((network_latency_ms(table, network) - m) / m
-                         for network, m in zip(anchors, measured[count:]))
-    measured, segments, retest = measured[:count], segments[:count], retest[:count]
+    measured, segments, drift = time_beside_anchors(networks, table, args.rounds, args.repeats)
+    retest, _, retest_drift = time_beside_anchors(networks, table, args.rounds, args.repeats)
 
     predicted = [network_latency_ms(table, network) for network in networks]
+    corrected = [p * (drift or 1.0) for p in predicted]  # what `profile --latency-table` reports
     sums = [entries_sum_ms(table, network) for network in networks]
     overhead = table.entries[OVERHEAD_KEY].value(table.statistic) if OVERHEAD_KEY in table.entries else 0.0
     plain = [total + overhead for total in sums]  # the model before issue 33: entries + overhead entry
@@ -152,12 +115,10 @@ def main(argv=None) -> dict:
             "noise": table.calibration.noise},
         "spearman_predicted_measured": round(spearman(predicted, measured), 4),
         **error_figures(predicted, measured),
-        "anchor_mean_signed_error": round(anchor_signed, 4),
-        "mean_signed_error_beyond_drift": round(mean((p - m) / m for p, m in zip(predicted, measured)) - anchor_signed,
-                                                4),
-        # the prediction with the machine's drift since the table was made taken out
-        "mean_relative_error_beyond_drift": round(mean(abs(p / (1 + anchor_signed) - m) / m
-                                                       for p, m in zip(predicted, measured)), 4),
+        "anchors": len(table.anchors),
+        "drift": None if drift is None else round(drift, 4),
+        "retest_drift": None if retest_drift is None else round(retest_drift, 4),
+        **{f"corrected_{name}": value for name, value in error_figures(corrected, measured).items()},
         "retest_spearman": round(spearman(retest, measured), 4),
         "retest_mean_relative_error": round(mean(abs(r - m) / m for r, m in zip(retest, measured)), 4),
         "retest_mean_signed_error": round(mean((r - m) / m for r, m in zip(retest, measured)), 4),

@@ -148,8 +148,77 @@ def test_bench_reports_the_floor_the_baselines_and_where_the_error_comes_from(tm
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == row
     for field in ("retest_spearman", "retest_mean_relative_error", "spearman_madds_measured",
                   "spearman_params_measured", "spearman_predicted_measured", "mean_signed_error",
-                  "anchor_mean_signed_error", "entries_error", "calibration_error", "cpu"):
+                  "drift", "corrected_mean_relative_error", "entries_error", "calibration_error", "cpu"):
         assert field in row
     assert row["dominant_error"] in ("entries", "calibration") and row["fresh_table"] is True
-    assert row["calibration"]["networks"] > 0
+    assert row["calibration"]["networks"] > 0 and row["anchors"] == 8  # a fresh table keeps 8 networks whole
+    assert row["drift"] > 0 and row["retest_drift"] > 0
     assert -1 <= row["retest_spearman"] <= 1 and row["retest_mean_relative_error"] >= 0
+
+
+def anchored_table(tmp_path, calibration_networks=10):
+    """A small space's table, measured quickly (its anchors are real networks with real times)."""
+    from autospace.latency.timing import measure_latency_table
+
+    return measure_latency_table(small_space(), "cpu", 1, tmp_path / "t.json", warmup=1, repeats=3, rounds=2,
+                                 progress=False, calibration_networks=calibration_networks)
+
+
+def test_a_table_keeps_its_first_calibration_networks_as_anchors_and_refuses_damaged_ones(tmp_path):
+    from autospace.arch.codec import network_from_dict, network_to_dict
+    from autospace.latency.table import ANCHOR_NETWORKS, CALIBRATION_SEED
+    from autospace.latency.timing import random_networks
+
+    table = anchored_table(tmp_path)
+    assert len(table.anchors) == ANCHOR_NETWORKS
+    first = random_networks(small_space(), ANCHOR_NETWORKS, CALIBRATION_SEED)
+    assert [anchor.network for anchor in table.anchors] == [network_to_dict(network) for network in first]
+    # each anchor's time is its whole-pass figure in the calibration: the pair of the same network
+    wholes = {round(entries_sum_ms(table, network_from_dict(a.network)), 5): a.whole_ms for a in table.anchors}
+    pairs = dict(table.calibration.pairs)
+    assert all(pairs[total] == whole for total, whole in wholes.items())
+    assert load_table(tmp_path / "t.json") == table
+    data = json.loads((tmp_path / "t.json").read_text())
+    for damage in ({"network": data["anchors"][0]["network"], "whole_ms": 0},
+                   {"network": {"layers": "x"}, "whole_ms": 1.0}, {"whole_ms": 1.0}):
+        data["anchors"][0] = damage
+        (tmp_path / "bad.json").write_text(json.dumps(data))
+        with pytest.raises(AutospaceError, match="damaged"):
+            load_table(tmp_path / "bad.json")
+
+
+def test_drift_is_the_median_ratio_of_anchor_times_now_to_then():
+    from autospace.latency.drift import drift_of
+    from autospace.latency.table import Anchor
+
+    table = replace(fake_table(small_space()), anchors=tuple(Anchor({}, then) for then in (1.0, 2.0, 4.0, 8.0)))
+    assert drift_of(table, [1.1, 2.4, 4.0, 12.0]) == pytest.approx((1.1 + 1.2) / 2)  # ratios 1, 1.1, 1.2, 1.5
+    assert drift_of(replace(table, anchors=table.anchors[:3]), [0.5, 2.4, 4.0]) == pytest.approx(1.0)
+
+
+def test_profile_scales_the_prediction_by_the_drift_its_anchors_measure(tmp_path, monkeypatch):
+    import autospace.latency.drift as drift_module
+    from autospace.latency.profiling import profile_against_table
+    from autospace.latency.timing import random_networks
+
+    table = anchored_table(tmp_path)
+    network = random_networks(small_space(), 1, seed=9)[0]
+    predicted = network_latency_ms(table, network)
+    # this machine now runs 1.2x slower than when the table was made: the anchors say so
+    now = [1.2 * anchor.whole_ms for anchor in table.anchors]
+    monkeypatch.setattr(drift_module, "time_in_turn", lambda networks, table, rounds, repeats: (
+        [1.25 * predicted] + now, [[] for _ in networks]))
+    result = profile_against_table(network, tmp_path / "t.json", "cpu", repeats=20)
+    assert result["drift"] == pytest.approx(1.2) and result["table_latency_ms"] == pytest.approx(predicted, abs=1e-4)
+    assert result["predicted_latency_ms"] == pytest.approx(1.2 * predicted, abs=1e-4)
+    assert result["relative_error"] == pytest.approx(1.2 / 1.25 - 1, abs=1e-3)
+    assert "8 anchor networks" in result["prediction_trust"]
+    monkeypatch.undo()  # and for real: the network timed beside the anchors
+    real = profile_against_table(network, tmp_path / "t.json", "cpu", repeats=20)
+    assert 0.2 < real["drift"] < 5 and real["measured_latency_ms"] > 0
+    assert real["predicted_latency_ms"] == pytest.approx(real["table_latency_ms"] * real["drift"], rel=1e-3)
+    old = replace(table, anchors=())  # a table made before anchors: no correction, and the note says so
+    save_table(tmp_path / "old.json", old)
+    plain = profile_against_table(network, tmp_path / "old.json", "cpu", repeats=20)
+    assert plain["drift"] is None and plain["predicted_latency_ms"] == plain["table_latency_ms"]
+    assert "cannot correct" in plain["prediction_trust"]

@@ -88,13 +88,18 @@ def candidate_latencies_ms(table: LatencyTable, skeleton, choices: Sequence[Sequ
 
 def trust_note(table: LatencyTable) -> str:
     """How far to trust the table's predictions, in one sentence: its calibration's error on the whole
-    networks it was fitted on and the measurement's own round-to-round noise (a prediction cannot beat
-    it), or that the table predates calibration."""
+    networks it was fitted on, the measurement's own round-to-round noise (a prediction cannot beat it),
+    and whether the machine's drift since the table was made can be measured (its anchors), or that the
+    table predates calibration."""
     if table.calibration is None:
         return ("an uncalibrated table (the sum of its entries plus an overhead entry; measured on another CPU "
                 "such tables under-predicted by ~7%): measure a new one with `autospace latency-table`")
-    return (f"{table.calibration.trust()}; a virtual CPU's speed also moves over minutes (a 2-core Xeon VM: "
-            f"-5% to +11% between making a table and using it), which no table predicts")
+    drift = (f"a virtual CPU's speed also moves over minutes (a 2-core Xeon VM: -19% to +11%): `autospace profile "
+             f"--latency-table` times the table's {len(table.anchors)} anchor networks beside a network and scales "
+             f"the prediction by that drift" if table.anchors else
+             "a virtual CPU's speed also moves over minutes (a 2-core Xeon VM: -19% to +11%), which this table "
+             "cannot correct: it keeps no anchor networks (remake it with `autospace latency-table`)")
+    return f"{table.calibration.trust()}; {drift}"
 
 
 def predicted_vs_measured(predicted_ms: float, measured_ms: float) -> dict:

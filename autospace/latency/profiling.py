@@ -1,5 +1,6 @@
 """Params, MAdds and measured latency of a network on a device (`autospace profile`), and the
-prediction of a latency table beside the measured time (`--latency-table`)."""
+prediction of a latency table beside the measured time (`--latency-table`), scaled by the machine's drift
+since the table was made (measured on the table's anchors, `drift.py`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import torch
 from autospace.arch.network import Network
 from autospace.cost import network_cost
 from autospace.errors import AutospaceError
+from autospace.latency.drift import time_beside_anchors
 from autospace.latency.prediction import network_latency_ms, predicted_vs_measured, trust_note
 from autospace.latency.table import load_table, require_table_conditions
-from autospace.latency.timing import check_table_device, measure_network_ms, time_module
+from autospace.latency.timing import check_table_device, time_module
 from autospace.nn import build_network
 from autospace.runtime.memory import require_network_fits, require_parameters_fit
 
@@ -57,7 +59,10 @@ def profile(network: Network, device: str | torch.device = "cpu", resolution: in
 
 def profile_against_table(network, table_path: str | Path, device: str | None = None,
                           resolution: int | None = None, repeats: int = 50) -> dict:
-    """Params, MAdds, the table's predicted latency and the measured one, side by side."""
+    """Params, MAdds, the table's predicted latency and the measured one, side by side. The network is timed
+    in turn with the table's anchors: `drift` is how much slower (> 1) this machine runs now than when the
+    table was made, and `predicted_latency_ms` is the table's prediction times it (`table_latency_ms`
+    without it; the two are equal for a table without anchors, whose drift is null)."""
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
         raise AutospaceError(f"repeats is {repeats!r}; it must be an integer in [1, {MAX_REPEATS:,}] (timed passes)")
     table = load_table(table_path)
@@ -66,8 +71,9 @@ def profile_against_table(network, table_path: str | Path, device: str | None = 
     if resolution is not None:
         network = replace(network, resolution=resolution)
     predicted = network_latency_ms(table, network)
-    measured = measure_network_ms(network, table, repeats=max(repeats, 20))
+    (measured,), _, drift = time_beside_anchors([network], table, repeats=max(repeats, 20))
     cost = network_cost(network)
     return {"params": cost.params, "madds": cost.madds, "resolution": network.resolution,
             "device": table.device, "batch_size": table.batch_size, "threads": table.threads,
-            **predicted_vs_measured(predicted, measured), "prediction_trust": trust_note(table)}
+            "table_latency_ms": round(predicted, 4), "drift": None if drift is None else round(drift, 4),
+            **predicted_vs_measured(predicted * (drift or 1.0), measured), "prediction_trust": trust_note(table)}

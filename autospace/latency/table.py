@@ -30,6 +30,10 @@ from autospace.errors import AutospaceError
 # network's samples, and its table ranked 40 test networks at Spearman 0.90; 64 gave 0.97 (retest 0.98).
 CALIBRATION_NETWORKS = 64
 CALIBRATION_SEED = 1_000_003  # not a seed a bench draws its test networks with
+# The first calibration networks are kept whole in the table with their times, as anchors: timed again beside a
+# network when it is profiled, they say how far this machine's speed has moved since the table was made (on the
+# Xeon VM: -5% to +11% within minutes, more than the table's own error), and the prediction is scaled by it.
+ANCHOR_NETWORKS = 8
 
 TABLE_FORMAT = "autospace.latency-table/1"
 
@@ -95,6 +99,14 @@ def fit_calibration(pairs, noise: float | None = None) -> Calibration:
 
 
 @dataclass(frozen=True)
+class Anchor:
+    """A whole network of the table (as its JSON, so an anchor serves every space the table covers) and the
+    statistic of its whole passes when the table was timed."""
+    network: dict
+    whole_ms: float
+
+
+@dataclass(frozen=True)
 class LatencyTable:
     device: str              # "cpu" or "cuda:N"
     device_name: str         # CPU model or GPU name: a table is only valid on the machine it describes
@@ -107,6 +119,7 @@ class LatencyTable:
     statistic: str = "median"  # which figure of each entry predictions use
     entries: dict = field(default_factory=dict)  # key -> LatencyEntry
     calibration: Calibration | None = None  # the fitted map from the sum of entries to a whole pass
+    anchors: tuple = ()      # Anchor, ...: networks timed again at use to measure the machine's drift
 
     def with_entries(self, entries: dict) -> "LatencyTable":
         return replace(self, entries={**self.entries, **entries})
@@ -114,8 +127,12 @@ class LatencyTable:
     def with_calibration(self, calibration: "Calibration | None") -> "LatencyTable":
         return replace(self, calibration=calibration)
 
+    def with_anchors(self, anchors) -> "LatencyTable":
+        return replace(self, anchors=tuple(anchors))
+
     def conditions(self) -> dict:
-        return {key: value for key, value in asdict(self).items() if key not in ("entries", "calibration")}
+        return {key: value for key, value in asdict(self).items()
+                if key not in ("entries", "calibration", "anchors")}
 
     def describe(self) -> str:
         return (f"{self.device} ({self.device_name}), batch {self.batch_size}, {self.threads} thread(s), "
@@ -129,6 +146,8 @@ def table_to_json(table: LatencyTable) -> dict:
             "entries": {key: asdict(entry) for key, entry in sorted(table.entries.items())}}
     if table.calibration is not None:
         data["calibration"] = {**asdict(table.calibration), "pairs": [list(pair) for pair in table.calibration.pairs]}
+    if table.anchors:
+        data["anchors"] = [asdict(anchor) for anchor in table.anchors]
     return data
 
 
@@ -149,6 +168,24 @@ def calibration_from_json(data) -> Calibration | None:
     if noise is not None and not 0 <= float(noise) < float("inf"):
         raise ValueError("calibration noise is not a finite number >= 0")
     return fit_calibration(checked, None if noise is None else float(noise))
+
+
+def anchors_from_json(data) -> tuple:
+    """A table's anchors, each network checked as an architecture file is (a table is user input)."""
+    from autospace.arch.codec import network_from_dict
+
+    if data is None:
+        return ()
+    if not isinstance(data, list) or len(data) > 1000:
+        raise ValueError("anchors must be a list of at most 1000 networks")
+    anchors = []
+    for index, anchor in enumerate(data):
+        whole = float(anchor["whole_ms"])
+        if not 0 < whole < float("inf"):
+            raise ValueError(f"anchor {index} has a time that is not a finite number > 0")
+        network_from_dict(anchor["network"], f"anchor {index}")  # its AutospaceError is a ValueError: "damaged"
+        anchors.append(Anchor(anchor["network"], whole))
+    return tuple(anchors)
 
 
 # The range of each whole-number field of a table, as a config's fields are checked: a table is user input.
@@ -196,7 +233,8 @@ def table_from_json(data, source: str = "latency table") -> LatencyTable:
                              channels_last=bool(data.get("channels_last", True)),
                              warmup=_table_integer(data.get("warmup"), "warmup", default=0),
                              statistic=str(data.get("statistic", "median")), entries=entries,
-                             calibration=calibration_from_json(data.get("calibration")))
+                             calibration=calibration_from_json(data.get("calibration")),
+                             anchors=anchors_from_json(data.get("anchors")))
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise AutospaceError(f"{source} is damaged ({error}); measure it again with `autospace latency-table`")
     if table.statistic not in STATISTICS:

@@ -33,7 +33,8 @@ from autospace.errors import AutospaceError
 from autospace.latency.keys import network_keys
 from autospace.latency.prediction import candidate_latencies_ms, entries_sum_ms, fixed_latency_ms
 from autospace.latency.table import (
-    CALIBRATION_NETWORKS, CALIBRATION_SEED, LatencyEntry, LatencyTable, fit_calibration, load_table, open_table,
+    ANCHOR_NETWORKS, CALIBRATION_NETWORKS, CALIBRATION_SEED, Anchor, LatencyEntry, LatencyTable, fit_calibration,
+    load_table, open_table,
     require_same_conditions, require_table_conditions, save_table,
 )
 from autospace.runtime.device import hardware_info, resolve_device
@@ -192,7 +193,8 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
     context 6%). Beside the probes, `calibration_networks` random networks of the space are timed the same
     way; every segment of every one of them adds samples to its entry, and their whole passes fit the
     table's calibration (`table.Calibration`): the clock reads between segments cost time a plain pass does
-    not spend, and a pass has costs no segment holds. All of them take turns pass by pass (`time_networks`).
+    not spend, and a pass has costs no segment holds. The first of them are kept as the table's anchors
+    (`drift.py`). All of them take turns pass by pass (`time_networks`).
     `statistic` "median" (default) is the figure predictions use; "min" where a device's fastest pass is
     stable (on the Xeon VM it was not: its fastest passes came in rare bursts of a faster host). The
     networks are timed in `rounds` rounds of `repeats` passes; the table is saved after each, so a killed
@@ -248,6 +250,11 @@ def measure_latency_table(space: SearchSpace, device: str = "cpu", batch_size: i
             if rounds > 1:
                 noise = sum(abs(m[0] - m[-1]) / ((m[0] + m[-1]) / 2) for m in round_medians) / len(round_medians)
             table = table.with_calibration(fit_calibration(old + pairs, noise))
+            if not table.anchors:  # the first calibration networks (probes if there are none), kept whole
+                from autospace.arch.codec import network_to_dict
+
+                kept = (list(zip(networks, pairs))[len(probes):] or list(zip(networks, pairs)))[:ANCHOR_NETWORKS]
+                table = table.with_anchors(Anchor(network_to_dict(network), whole) for network, (_, whole) in kept)
         if out is not None and (fresh or calibrate or not Path(out).exists()):
             save_table(out, table)  # also when interrupted: the next run resumes from here
     return table

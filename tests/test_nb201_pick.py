@@ -125,11 +125,32 @@ def test_recalibration_images_come_from_every_class_of_a_sorted_split():
 def test_search_picks_the_best_rescored_cell(tmp_path):
     from autospace.nb201 import search_nb201
 
-    lines = search_nb201(tiny_config(steps=60), tmp_path / "run")
+    lines = search_nb201(tiny_config(steps=60, pick="rescored"), tmp_path / "run")
     rows = list(csv.DictReader((tmp_path / "run" / "rescored.csv").open()))
     assert len(rows) >= lines[0]["evaluated"]  # every evaluated cell, one per canonical form
     best = max(rows, key=lambda row: (float(row["accuracy"]), -float(row["loss"])))
     assert lines[0]["arch_str"] == best["arch_str"] and lines[0]["rescored_accuracy"] == float(best["accuracy"])
+
+
+def ranks(values):
+    """Average ranks (1 = lowest), ties sharing the mean rank: an independent rank computation."""
+    order = sorted(values)
+    return [sum(i + 1 for i, v in enumerate(order) if v == value) / order.count(value) for value in values]
+
+
+def test_the_default_pick_is_the_best_mean_rank_of_rescored_params_and_naswot(tmp_path):
+    from autospace.nb201 import search_nb201
+
+    lines = search_nb201(tiny_config(steps=60), tmp_path / "run")
+    rows = list(csv.DictReader((tmp_path / "run" / "rescored.csv").open()))
+    columns = [[float(row[name]) for row in rows] for name in ("accuracy", "params", "naswot")]
+    mean_rank = [sum(r) / 3 for r in zip(*(ranks(column) for column in columns))]
+    best = max(range(len(rows)), key=lambda i: (mean_rank[i], columns[0][i], -float(rows[i]["loss"])))
+    assert lines[0]["arch_str"] == rows[best]["arch_str"]
+    assert lines[0]["method"] == "tied-dea, measured pick (rescored+params+naswot)"
+    with pytest.raises(Exception, match="needs NASWOT"):
+        tiny_config(naswot=False)
+    assert tiny_config(naswot=False, pick="rescored").pick == "rescored"
 
 
 def test_rank_writes_every_score_per_cell(tmp_path):

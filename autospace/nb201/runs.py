@@ -24,7 +24,7 @@ from autospace.cost.nb201 import nb201_network_cost
 from autospace.data.registry import resolve_data_dir
 from autospace.errors import AutospaceError
 from autospace.nb201.loop import can_win, mean_fitness, proxy_description, run_tied_dea
-from autospace.nb201.report import compare_scores, top_mean, with_combinations
+from autospace.nb201.report import compare_scores, rank_average, top_mean, with_combinations
 from autospace.nb201.config import Nb201Config
 from autospace.nb201.table import TABLE_NAME, Nb201Table, kendall, random_search_floor, spearman
 
@@ -159,24 +159,36 @@ def search_nb201(config: Nb201Config, out: str | Path, resume: bool = False) -> 
              "proxy": proxy_description(config)}
     fitness_pick = dict(found)
     candidates = search_candidates(config, result, judged)
-    rescored = []
+    rescored, naswot = [], None
     if config.rescore:
         began = time.perf_counter()
         rescored = rescore_population(config, result, [parse_nb201_string(text) for text in candidates])
         found["rescore_s"] = round(time.perf_counter() - began, 1)
-        pick = measured_pick_of(rescored)
+        if config.naswot:
+            began = time.perf_counter()
+            naswot = naswot_scores(config, [parse_nb201_string(row["arch_str"]) for row in rescored])
+            found["naswot_s"] = round(time.perf_counter() - began, 1)
+        pick = measured_pick_of(rescored, naswot if config.pick == "rescored+params+naswot" else None)
+        rescored_pick = measured_pick_of(rescored)
         member = next((m for m in result["population"] if m["arch_str"] == pick["arch_str"]), None)
-        found.update({"method": "tied-dea, measured pick", "arch_str": pick["arch_str"],
+        found.update({"method": f"tied-dea, measured pick ({config.pick})", "arch_str": pick["arch_str"],
                       "rescored_accuracy": pick["accuracy"], "rescored": len(rescored),
                       "fitness": None if member is None else round(mean_fitness(member), 6),
                       "trained_steps": None if member is None else member["count"],
                       "windows": None if member is None else member["windows"]})
-        atomic_write_text(out / "rescored.csv", _csv_text({
-            "arch_str": [row["arch_str"] for row in rescored], "accuracy": [row["accuracy"] for row in rescored],
-            "loss": [row["loss"] for row in rescored]}))
+        columns = {"arch_str": [row["arch_str"] for row in rescored], "accuracy": [row["accuracy"] for row in rescored],
+                   "loss": [row["loss"] for row in rescored],
+                   "params": [nb201_network_cost(parse_nb201_string(row["arch_str"])).params for row in rescored]}
+        if naswot is not None:
+            columns["naswot"] = [f"{value:.4f}" for value in naswot]
+        atomic_write_text(out / "rescored.csv", _csv_text(columns))
     lines = [found]
     if table is not None:
-        for line in (found, fitness_pick):
+        judged_lines = [found, fitness_pick]
+        if rescored:  # the re-scored argmax beside the pick: what the rank average changed
+            found["rescored_pick"] = {"arch_str": rescored_pick["arch_str"], "accuracy": rescored_pick["accuracy"]}
+            judged_lines.append(found["rescored_pick"])
+        for line in judged_lines:
             cell = parse_nb201_string(line["arch_str"])
             line.update({"valid": table.row(cell).valid, "rank": table.rank(cell), "of": len(table.rows)})
         if config.rescore:
@@ -185,11 +197,6 @@ def search_nb201(config: Nb201Config, out: str | Path, resume: bool = False) -> 
         lines.append(random_search_floor(table, len(result["evaluated"]), RANDOM_SEARCH_TRIALS, config.seed))
         lines.append(best_by_params(table, evaluated_cells))
         if rescored:
-            naswot = None
-            if config.naswot:
-                began = time.perf_counter()
-                naswot = naswot_scores(config, [parse_nb201_string(row["arch_str"]) for row in rescored])
-                found["naswot_s"] = round(time.perf_counter() - began, 1)
             lines.append(rescored_versus_truth(table, rescored, naswot))
             lines.append(population_picks(table, judged, rescored, naswot))
     atomic_write_json(out / "found.json", lines)
@@ -208,10 +215,18 @@ def search_candidates(config: Nb201Config, result: dict, judged: list[dict]) -> 
     return list(chosen.values())
 
 
-def measured_pick_of(rows: list[dict]) -> dict:
+def measured_pick_of(rows: list[dict], naswot: list[float] | None = None) -> dict:
+    """The best re-scored cell; with `naswot` (one score per row), the best by the mean of its ranks under
+    re-scored accuracy, #params (of NB201's network, counted by us) and NASWOT, ties broken as the
+    re-scored pick breaks them. The rank average was measured to pick better cells (`Nb201Config.pick`)."""
     from autospace.nb201.rescore import measured_pick
 
-    return measured_pick(rows)
+    if naswot is None:
+        return measured_pick(rows)
+    params = [float(nb201_network_cost(parse_nb201_string(row["arch_str"])).params) for row in rows]
+    combined = rank_average([row["accuracy"] for row in rows], params, naswot)
+    best = max(range(len(rows)), key=lambda i: (combined[i], rows[i]["accuracy"], -rows[i]["loss"]))
+    return rows[best]
 
 
 def _canonical(text: str) -> str:

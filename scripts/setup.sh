@@ -13,7 +13,7 @@ if ! "$python" -c "import torch" >/dev/null 2>&1; then
   echo "setup: installing torch==2.13.0 (CPU build)"
   "$python" -m pip install -q "torch==2.13.0"
 fi
-if ! "$python" -c "import autospace, pytest, hypothesis, yaml, tqdm, matplotlib, PIL, onnx, onnxruntime, tensorboard" >/dev/null 2>&1 \
+if ! "$python" -c "import autospace, pytest, xdist, hypothesis, yaml, tqdm, matplotlib, PIL, onnx, onnxruntime, tensorboard" >/dev/null 2>&1 \
    || [ "$("$python" -c 'import autospace, os; print(os.path.dirname(os.path.dirname(autospace.__file__)))' 2>/dev/null)" != "$repo" ]; then
   echo "setup: installing autospace (editable) with dev extras"
   "$python" -m pip install -q -e "$repo[dev]"

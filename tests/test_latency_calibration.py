@@ -222,3 +222,30 @@ def test_profile_scales_the_prediction_by_the_drift_its_anchors_measure(tmp_path
     plain = profile_against_table(network, tmp_path / "old.json", "cpu", repeats=20)
     assert plain["drift"] is None and plain["predicted_latency_ms"] == plain["table_latency_ms"]
     assert "cannot correct" in plain["prediction_trust"]
+
+
+def test_a_calibrated_table_whose_fixed_part_is_negative_still_prices_and_fits_networks():
+    """A calibration's intercept (below zero on the Xeon VM: -0.58 to -0.98 ms) sits on the fixed part, which
+    can then be negative; the expected latency, the budget fit and the latency penalty must still work."""
+    import torch
+
+    from autospace.cost.expected import expected_madds
+    from autospace.search.budget import most_probable_within_budget
+
+    space = small_space()
+    plain = fake_table(space)
+    intercept = -1.1 * fixed_latency_ms(plain, space.skeleton) - 0.5  # the fixed part comes to -0.5 ms
+    table = replace(plain, calibration=Calibration(intercept_ms=intercept, slope=1.1))
+    # in microseconds, as the search's latency constraint holds them
+    fixed = 1000 * fixed_latency_ms(table, space.skeleton)
+    rows = [[1000 * value for value in row]
+            for row in candidate_latencies_ms(table, space.skeleton, layer_choices(space))]
+    assert fixed < 0 < fixed + sum(min(row) for row in rows)
+    probabilities = [torch.full((len(row),), 1.0 / len(row)) for row in rows]
+    uniform = fixed + sum(sum(row) / len(row) for row in rows)
+    assert float(expected_madds(probabilities, rows, fixed)) == pytest.approx(uniform, rel=1e-6)
+    target = fixed + sum(min(row) for row in rows) + 1000.0
+    choice = most_probable_within_budget([[0.0] * len(row) for row in rows], rows, fixed, target)
+    assert fixed + sum(row[i] for row, i in zip(rows, choice)) <= target
+    with pytest.raises(AutospaceError, match="cheapest network costs"):
+        expected_madds(probabilities, rows, -(sum(min(row) for row in rows) + 1000.0))

@@ -20,8 +20,12 @@ def check_candidates(candidate_madds: Sequence[Sequence[int]], fixed_madds: int)
             raise AutospaceError(f"candidate_madds[{layer}] is empty; give at least one candidate's MAdds")
         if any(value < 0 for value in values):
             raise AutospaceError(f"candidate_madds[{layer}] = {list(values)} has a negative entry; MAdds are >= 0")
-    if fixed_madds < 0:
-        raise AutospaceError(f"fixed_madds must be >= 0; got {fixed_madds}")
+    # The fixed part alone may be negative: a latency table's calibration (intercept + slope x entries) puts its
+    # intercept, often below zero, on the fixed part; only a network's whole cost must not be.
+    cheapest = fixed_madds + sum(min(values) for values in candidate_madds)
+    if cheapest < 0:
+        raise AutospaceError(f"the cheapest network costs {cheapest} (fixed part {fixed_madds} plus each layer's "
+                             f"cheapest candidate); a cost must be >= 0")
 
 
 

@@ -1,6 +1,6 @@
 """How far this machine's speed has moved since a table was made, and networks timed under a table's conditions.
 
-A virtual CPU's speed moves by several percent over minutes (on a 2-core Xeon VM: -5% to +11% between making
+A virtual CPU's speed moves by several percent over minutes (on a 2-core Xeon VM: -19% to +11% between making
 a table and using it), more than a calibrated table errs on the networks it was fitted on. A table keeps its
 first calibration networks whole with their times (`table.Anchor`); timed again in turn with the networks
 being measured, the median ratio of their times now to their times then is the drift, and a prediction
@@ -14,18 +14,13 @@ from typing import Sequence
 from autospace.latency.table import LatencyTable
 
 
-def statistic_of(samples: Sequence[float], statistic: str) -> float:
-    ordered = sorted(samples)
-    return ordered[0] if statistic == "min" else ordered[len(ordered) // 2]
-
-
 def time_in_turn(networks: Sequence, table: LatencyTable, rounds: int = 1, repeats: int = 50):
     """Per network its whole-pass figure and its segments' figures (stem, layers, head), under the table's
     device, threads, batch size, precision, warmup and statistic; the networks take turns pass by pass
     (`timing.time_networks`) in `rounds` rounds of `repeats` passes, as the table was timed."""
     import torch
 
-    from autospace.latency.timing import restores_torch_threads, time_networks
+    from autospace.latency.timing import restores_torch_threads, summarise, time_networks
 
     @restores_torch_threads
     def session():
@@ -40,8 +35,8 @@ def time_in_turn(networks: Sequence, table: LatencyTable, rounds: int = 1, repea
                                                                  repeats, dtype)):
                 wholes[index] += whole
                 segments[index] = parts if segments[index] is None else [a + b for a, b in zip(segments[index], parts)]
-        return ([statistic_of(w, table.statistic) for w in wholes],
-                [[statistic_of(s, table.statistic) for s in parts] for parts in segments])
+        return ([summarise(w).value(table.statistic) for w in wholes],
+                [[summarise(s).value(table.statistic) for s in parts] for parts in segments])
 
     return session()
 
@@ -70,4 +65,4 @@ def time_beside_anchors(networks: Sequence, table: LatencyTable, rounds: int = 1
     return wholes[:count], segments[:count], drift
 
 
-__all__ = ["anchor_networks", "drift_of", "statistic_of", "time_beside_anchors", "time_in_turn"]
+__all__ = ["anchor_networks", "drift_of", "time_beside_anchors", "time_in_turn"]

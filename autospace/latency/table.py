@@ -32,7 +32,7 @@ CALIBRATION_NETWORKS = 64
 CALIBRATION_SEED = 1_000_003  # not a seed a bench draws its test networks with
 # The first calibration networks are kept whole in the table with their times, as anchors: timed again beside a
 # network when it is profiled, they say how far this machine's speed has moved since the table was made (on the
-# Xeon VM: -5% to +11% within minutes, more than the table's own error), and the prediction is scaled by it.
+# Xeon VM: -19% to +11% within minutes, more than the table's own error), and the prediction is scaled by it.
 ANCHOR_NETWORKS = 8
 
 TABLE_FORMAT = "autospace.latency-table/1"

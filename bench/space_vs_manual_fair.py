@@ -5,7 +5,9 @@ budget, `budget_madds_max` the highest); then, per budget, three arms with the s
 settings, measured pick, final training, data subsets and seeds:
 - `learned`: the evolved space, its search supernet started from the DEA's weights (warm start);
 - `manual`: the ProxylessNAS space, whose search supernet first gets as many uniform single-path weight
-  steps as the evolve gave the DEA supernet (`search.pretrain_steps`: equal supernet compute);
+  steps as the evolve gave the DEA supernet (`search.pretrain_steps`: equal supernet compute). The
+  evolve's config fixes that count, so `--arms manual` runs without waiting for the evolve (the count
+  is checked against space.json once the evolve exists);
 - `union`: the evolved space with the manual blocks added to every layer (`union:PATH`), warm-started
   like `learned` (if it loses to manual, the search fails, not the space).
 Every finished arm appends one row to OUT/rows.jsonl (the space_vs_manual row format plus `arm`, the
@@ -55,6 +57,17 @@ def elapsed(folder: Path, name: str) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
+def evolve_weight_steps(config) -> int:
+    """The DEA supernet's weight steps an evolve with `config` makes (epochs x batches per epoch of its
+    training part), computed as the evolve computes it, without running it."""
+    from autospace.data import load_dataset
+
+    dataset = load_dataset(config.data, config.data_dir, config.image_size)
+    images = dataset.train_labels.numel() if config.train_subset is None else config.train_subset
+    training_part = images - int(round(config.validation_fraction * images))
+    return config.epochs * (training_part // config.batch_size)
+
+
 def main() -> None:
     from autospace.evolve import evolve
     from autospace.search import search
@@ -77,9 +90,14 @@ def main() -> None:
                   "precision": run.precision, "progress": False, "image_size": run.image_size}
         evolve_config = replace(run.evolve, budget_madds=budgets[0], budget_madds_max=budgets[-1], **shared)
         evolve_dir = args.out / f"evolve-seed{seed}"
-        stage(lambda config, out, resume: evolve("autospace", config, out, resume=resume), evolve_dir, "space.json",
-              evolve_config)
-        space = json.loads((evolve_dir / "space.json").read_text())["metadata"]
+        if set(args.arms) != {"manual"}:
+            stage(lambda config, out, resume: evolve("autospace", config, out, resume=resume), evolve_dir,
+                  "space.json", evolve_config)
+        space = (read_optional_json(evolve_dir / "space.json") or {}).get("metadata") or {}
+        equal_steps = evolve_weight_steps(evolve_config)
+        if space and space["steps"] != equal_steps:
+            raise SystemExit(f"space_vs_manual_fair: the evolve made {space['steps']} weight steps, its config "
+                             f"says {equal_steps}; rerun the evolve or fix evolve_weight_steps")
         for budget in budgets:
             for arm in args.arms:
                 key = (arm, seed, budget)
@@ -90,7 +108,7 @@ def main() -> None:
                         "union": f"union:{evolve_dir / 'space.json'}"}[arm]
                 search_config = replace(run.search, space=name, target_madds=budget, method=run.search_method,
                                         preset=evolve_config.preset,
-                                        pretrain_steps=space["steps"] if arm == "manual" else 0, **shared)
+                                        pretrain_steps=equal_steps if arm == "manual" else 0, **shared)
                 folder = args.out / f"{arm}-{budget // 1_000_000}M-seed{seed}"
                 stage(lambda config, out, resume: search(config, out, resume=resume,
                                                          initialise_supernet=search_initialiser(config)),

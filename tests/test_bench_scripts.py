@@ -232,26 +232,43 @@ def test_supernet_ranking_takes_networks_spanning_the_score_range():
 @pytest.mark.slow
 def test_supernet_ranking_trains_networks_spanning_the_pick_and_correlates_them(tmp_path):
     """A tiny search with a measured pick, then bench/supernet_ranking.py over 3 of its candidates: one JSON
-    line whose rows are the candidates it trained, sorted by the supernet's score, and a rerun that reuses them."""
+    line whose rows are the candidates it trained, sorted by the supernet's score; a rerun reuses them, and
+    the saved plan and network rows alone (no search folder, no trainings) give the same line."""
+    import shutil
+
     from autospace.search import SearchConfig, search
 
     search(SearchConfig(data="synthetic:256,64", preset="cifar-small", target_madds=14_000_000, epochs=2,
                         warmup_epochs=1, batch_size=32, arch_every=1, device="cpu", progress=False,
                         recalibration_batches=1, pick_candidates=4, pick_images=64), tmp_path / "search")
-    command = [sys.executable, str(ROOT / "bench" / "supernet_ranking.py"), "--search-dir", str(tmp_path / "search"),
-               "--space", "manual", "--networks", "3", "--train-config", "quick", "--set", "data=synthetic:256,64",
-               "--set", "epochs=1", "--set", "train_subset=None", "--set", "test_subset=None", "--set", "device=cpu", "--set", "progress=false",
-               "--out", str(tmp_path / "ranking")]
+    settings = ["--space", "manual", "--networks", "3", "--train-config", "quick", "--set", "data=synthetic:256,64",
+                "--set", "epochs=1", "--set", "train_subset=None", "--set", "test_subset=None", "--set", "device=cpu",
+                "--set", "progress=false"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    line = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip()
-    row = json.loads(line.splitlines()[-1])
-    assert row["bench"] == "supernet_ranking" and row["networks"] == 3 and row["space"] == "manual"
+
+    def ranking(*extra):
+        command = [sys.executable, str(ROOT / "bench" / "supernet_ranking.py"), *settings, *extra]
+        line = subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout.strip()
+        return json.loads(line.splitlines()[-1])
+
+    partial = ranking("--search-dir", str(tmp_path / "search"), "--out", str(tmp_path / "ranking"), "--max-trainings", "1")
+    assert partial["networks"] == 1 and partial["planned"] == 3 and partial["complete"] is False
+    row = ranking("--search-dir", str(tmp_path / "search"), "--out", str(tmp_path / "ranking"))
+    assert row["bench"] == "supernet_ranking" and row["networks"] == 3 and row["space"] == "manual" and row["complete"]
     assert [r["heldout_top1"] for r in row["rows"]] == sorted(r["heldout_top1"] for r in row["rows"])
     assert (row["kendall_tau"] is None or -1.0 <= row["kendall_tau"] <= 1.0) and all(0 <= r["test_top1"] <= 100 for r in row["rows"])
     assert len(list((tmp_path / "search" / "pick").glob("candidate_*.json"))) == 4
-    again = json.loads(subprocess.run(command, capture_output=True, text=True, check=True,
-                                      env=environment).stdout.strip().splitlines()[-1])
+    assert len(results_table.read_rows(tmp_path / "ranking" / "networks.jsonl")) == 3  # one row per training
+    again = ranking("--search-dir", str(tmp_path / "search"), "--out", str(tmp_path / "ranking"))
     assert again["rows"] == row["rows"]  # finished trainings are read back, not redone
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for name in ("plan.json", "networks.jsonl"):
+        shutil.copy(tmp_path / "ranking" / name, saved / name)
+    shutil.rmtree(tmp_path / "search")
+    resumed = ranking("--plan", str(saved / "plan.json"), "--networks-file", str(saved / "networks.jsonl"),
+                      "--out", str(tmp_path / "later"))
+    assert resumed["rows"] == row["rows"] and not list((tmp_path / "later").glob("net-*"))
 
 
 def test_paired_differences_have_a_t_interval_and_count_wins():
@@ -268,6 +285,17 @@ def test_paired_differences_have_a_t_interval_and_count_wins():
     assert results_table.paired_difference(rows, "union", "manual", 10_000_000) is None
 
 
+def test_the_manual_arm_gets_as_many_supernet_steps_as_the_evolve_config_makes():
+    """Epochs x (training part // batch), the training part being what the held-out share leaves: by hand,
+    the cpu recipe's 16 x (16,000 // 64) = 4,000 and 2 x ((512 - 102) // 64) = 12 on 512 synthetic images."""
+    from autospace.evolve.config import EvolveConfig
+
+    fair = load_script("space_vs_manual_fair")
+    assert fair.evolve_weight_steps(EvolveConfig(data="synthetic:512,128", epochs=2, batch_size=64)) == 12
+    assert fair.evolve_weight_steps(EvolveConfig(data="synthetic:25000,128", train_subset=20_000, epochs=16,
+                                                 batch_size=64)) == 4000
+
+
 @pytest.mark.slow
 def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_path):
     command = [sys.executable, str(ROOT / "bench" / "space_vs_manual_fair.py"), "--config", "quick",
@@ -276,7 +304,11 @@ def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_pat
                                       "evolve.regenerate_every=4", "search.train_subset=None", "search.epochs=2",
                                       "search.warmup_epochs=1", "train.train_subset=None", "train.test_subset=None",
                                       "train.epochs=1") for item in ("--set", setting)]]
-    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*command, "--arms", "manual"], check=True, capture_output=True, env=environment)
+    assert not (tmp_path / "evolve-seed0").exists()  # the manual arm runs beside the evolve, not after it
+    assert {row["arm"] for row in results_table.read_rows(tmp_path / "rows.jsonl")} == {"manual"}
+    subprocess.run(command, check=True, capture_output=True, env=environment)
     rows = results_table.read_rows(tmp_path / "rows.jsonl")
     assert sorted((row["arm"], row["budget_madds"]) for row in rows) == sorted(
         (arm, budget) for arm in ("learned", "manual", "union") for budget in (10_000_000, 14_000_000))

@@ -161,6 +161,19 @@ def paired_table(rows: list[dict], pairs=(("learned", "manual"), ("union", "manu
     return "\n".join(lines) + "\n"
 
 
+def network_listings(rows: list[dict]) -> str:
+    """Per-layer listing of every found network whose row carries its architecture (issue 28's rows)."""
+    from autospace.arch.codec import arch_from_dict
+    from autospace.report.markdown import network_layer_table
+
+    parts = []
+    for row in sorted((row for row in rows if row.get("arch")), key=lambda r: (r["budget_madds"], arm_of(r), r["seed"])):
+        parts += [f"{arm_of(row)}, {row['budget_madds'] / 1e6:.0f}M, seed {row['seed']}: {row['test_top1']:.2f}% at "
+                  f"{row['madds'] / 1e6:.2f}M MAdds, {row['params']:,} params", "",
+                  *network_layer_table(arch_from_dict(row["arch"])), ""]
+    return "\n".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", help="JSONL rows written by bench/space_vs_manual.py (OUT/rows.jsonl)")
@@ -173,6 +186,9 @@ def main() -> None:
     sys.stdout.write(markdown_table(rows, args.manual_recipe))
     if any("arm" in row for row in rows):  # issue 28's paired arms
         sys.stdout.write("\n" + paired_table(rows))
+        listings = network_listings(rows)
+        if listings:
+            sys.stdout.write("\n" + listings)
 
 
 if __name__ == "__main__":

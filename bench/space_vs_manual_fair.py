@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from autospace.arch.codec import load_arch
+from autospace.arch.codec import arch_to_dict, load_arch
 from autospace.cost.units import parse_madds
 from autospace.pipeline import load_run_config, search_initialiser
 from autospace.runtime.atomic import append_jsonl, read_optional_json
@@ -124,6 +124,7 @@ def main() -> None:
                     "space_method": "manual" if arm == "manual" else "autospace", "search_method": run.search_method,
                     "budget_madds": budget, "seed": seed, "data": run.data, "test_top1": metrics["test_top1"],
                     "madds": metrics["madds"], "params": metrics["params"],
+                    "arch": arch_to_dict(load_arch(folder / "search" / "arch.json")),
                     "madds_over_target": result.get("madds_over_target"),
                     "pick_method": pick.get("method"),
                     "pick_heldout_top1": (pick["candidates"][pick["picked"]]["heldout_top1"] if pick.get("candidates")

@@ -296,6 +296,23 @@ def test_the_manual_arm_gets_as_many_supernet_steps_as_the_evolve_config_makes()
                                                  batch_size=64)) == 4000
 
 
+def test_results_table_lists_every_found_network_layer_by_layer():
+    """Rows that carry their architecture get a per-layer listing whose MAdds are the analytic layer costs."""
+    from autospace.arch.codec import arch_to_dict
+    from autospace.arch.presets import mobilenetv2
+    from autospace.cost import layer_costs
+
+    network = mobilenetv2(num_classes=10, resolution=32)
+    rows = [{"arm": "manual", "budget_madds": 10_000_000, "seed": 1, "test_top1": 80.27, "madds": 9_891_072,
+             "params": 285_754, "arch": arch_to_dict(network)}, {"arm": "learned", "budget_madds": 10_000_000, "seed": 1,
+                                                                 "test_top1": 70.0, "madds": 1, "params": 1}]
+    listing = results_table.network_listings(rows)
+    assert listing.startswith("manual, 10M, seed 1: 80.27% at 9.89M MAdds, 285,754 params")
+    table = [line for line in listing.splitlines() if line.startswith("| ") and not line.startswith(("| layer", "| ---"))]
+    assert len(table) == len(network.layers) and "learned" not in listing  # rows without arch are left out
+    assert [line.split("|")[5].strip() for line in table] == [f"{cost.madds / 1e6:.2f}M" for cost in layer_costs(network)]
+
+
 @pytest.mark.slow
 def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_path):
     command = [sys.executable, str(ROOT / "bench" / "space_vs_manual_fair.py"), "--config", "quick",
@@ -316,3 +333,6 @@ def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_pat
     steps = json.loads((tmp_path / "evolve-seed0" / "space.json").read_text())["metadata"]["steps"]
     assert all(row["pretrain_steps"] == (steps if row["arm"] == "manual" else 0) for row in rows)
     assert all(row["pick_method"] == "measured" for row in rows)
+    from autospace.arch.codec import arch_from_dict, load_arch
+
+    assert all(arch_from_dict(row["arch"]) == load_arch(Path(row["run_dir"]) / "search" / "arch.json") for row in rows)

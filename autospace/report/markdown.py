@@ -67,6 +67,17 @@ def data_label(name: str | None, data_dir: str | None) -> str:
     return f"{label}, {size.removesuffix('px')}x{size.removesuffix('px')} px" if size.endswith("px") else label
 
 
+def network_layer_table(network) -> list[str]:
+    """A network's layers as Markdown rows: the searchable ones numbered from 0, the others `fixed`."""
+    lines = ["| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
+    searchable = iter(range(len(network.layers)))
+    for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
+        number = next(searchable) if slot.searchable else "fixed"
+        lines.append(f"| {number} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
+                     f"`{block_to_string(layer.block)}` | {layer_cost.madds / 1e6:.2f}M |")
+    return lines
+
+
 def run_notices(evolve_dir: Path | None, search_dir: Path | None) -> list[tuple[str, str]]:
     """What a reader must see first, as (kind, text): the DEA's noise warning and the search's fitting note."""
     notices = []
@@ -150,19 +161,13 @@ def write_run_report(out: str | Path) -> Path:
                   f"{100 * cost.madds / result['target_madds']:.0f}% of the target)."
                   + _fitting_sentence(result), "",
                   "Layers are numbered as in the learned space (the searchable layers, from 0); the first "
-                  "block of the skeleton is fixed (not searched) and shown as `fixed`.", "",
-                  "| layer | in->out | stride | block | MAdds |", "| --- | --- | --- | --- | --- |"]
+                  "block of the skeleton is fixed (not searched) and shown as `fixed`.", ""]
         if result.get("predicted_latency_ms") is not None:  # a latency target (issue 18): stated beside MAdds
-            lines[-2:-2] = [f"Predicted latency {result['predicted_latency_ms']:.3f} ms against a target of "
-                            f"{result['target_latency_ms']:.3f} ms ({100 * result['latency_over_target']:.0f}%), "
-                            f"from the latency table"
-                            + (f" ({result['latency_trust']})." if result.get("latency_trust") else "."), ""]
-        searchable = iter(range(len(network.layers)))
-        for slot, layer, layer_cost in zip(network.slots(), network.layers, layer_costs(network)):
-            number = next(searchable) if slot.searchable else "fixed"
-            lines.append(f"| {number} | {slot.in_channels}->{slot.out_channels} | {slot.stride} | "
-                         f"`{block_to_string(layer.block)}` | {layer_cost.madds / 1e6:.2f}M |")
-        lines.append("")
+            lines += [f"Predicted latency {result['predicted_latency_ms']:.3f} ms against a target of "
+                      f"{result['target_latency_ms']:.3f} ms ({100 * result['latency_over_target']:.0f}%), "
+                      f"from the latency table"
+                      + (f" ({result['latency_trust']})." if result.get("latency_trust") else "."), ""]
+        lines += network_layer_table(network) + [""]
         lines += pick_table(result.get("pick") or {}, result["target_madds"])
     if metrics:
         lines += ["## Final training", "",

@@ -107,7 +107,8 @@ def main() -> None:
         plan = json.loads(plan_path.read_text())
     else:
         plan = plan_from_search(args.search_dir, args.networks)
-    atomic_write_json(plan_path, plan)
+    if not plan_path.exists():  # the plan of the first run here stays (a resumed --plan may list it reordered)
+        atomic_write_json(plan_path, plan)
     networks_file = args.networks_file or args.out / "networks.jsonl"
     config = load_config(TrainConfig, args.train_config, args.overrides)
     started = time.perf_counter()

@@ -114,6 +114,7 @@ def main() -> None:
     started = time.perf_counter()
     trained = 0
     for entry in plan["networks"]:
+        # read afresh each time: another process may rank the same plan from its other end into this file
         if any(row["key"] == network_key(entry) for row in read_jsonl(networks_file)):
             continue
         if args.max_trainings is not None and trained >= args.max_trainings:

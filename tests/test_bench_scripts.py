@@ -336,3 +336,45 @@ def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_pat
     from autospace.arch.codec import arch_from_dict, load_arch
 
     assert all(arch_from_dict(row["arch"]) == load_arch(Path(row["run_dir"]) / "search" / "arch.json") for row in rows)
+
+
+def test_longer_training_retrains_each_arms_best_network_on_all_images_and_skips_finished(tmp_path):
+    from autospace.arch import InvertedResidual, Layer, Network
+    from autospace.arch.codec import arch_to_dict
+
+    def network(kernel: int) -> Network:
+        return Network(layers=(Layer(InvertedResidual(kernel=3, expansion=1), 8, 1, searchable=False),
+                               Layer(InvertedResidual(kernel=kernel, expansion=3), 12, 2)),
+                       stem_channels=8, head_channels=16, num_classes=10, resolution=32)
+
+    small, large = arch_to_dict(network(3)), arch_to_dict(network(5))
+    source = tmp_path / "fair.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in (
+        {"arm": "learned", "seed": 0, "budget_madds": 10_000_000, "test_top1": 60.0, "arch": small},
+        {"arm": "learned", "seed": 1, "budget_madds": 10_000_000, "test_top1": 62.0, "arch": large},
+        {"arm": "manual", "seed": 0, "budget_madds": 10_000_000, "test_top1": 70.0, "arch": small},
+        {"arm": "manual", "seed": 1, "budget_madds": 10_000_000, "test_top1": 64.0})))  # the best row needs no arch
+    command = [sys.executable, str(ROOT / "bench" / "longer_training.py"), str(source), "--budget-madds", "10M",
+               "--epochs", "1", "--out", str(tmp_path / "out"), "--set", "data=synthetic:96,32",
+               "--set", "train.test_subset=None", "--set", "train.batch_size=32"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    printed = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout)
+    rows = results_table.read_rows(tmp_path / "out" / "rows.jsonl")
+    assert [(row["arm"], row["seed"], row["source_test_top1"]) for row in rows] == [("learned", 1, 62.0),
+                                                                                    ("manual", 0, 70.0)]
+    assert rows[0]["arch"] == large and rows[1]["arch"] == small
+    assert all(row["epochs"] == 1 and row["train_images"] == 96 for row in rows)  # all images, not the 15-epoch subset
+    gap = printed["by_budget"]["10000000"]
+    assert gap["learned_minus_manual_short"] == -8.0
+    assert gap["learned_minus_manual"] == round(rows[0]["test_top1"] - rows[1]["test_top1"], 2)
+    subprocess.run(command, check=True, capture_output=True, env=environment)
+    assert len(results_table.read_rows(tmp_path / "out" / "rows.jsonl")) == 2  # finished trainings are skipped
+
+
+def test_longer_training_says_when_the_best_row_has_no_network(tmp_path):
+    source = tmp_path / "fair.jsonl"
+    source.write_text(json.dumps({"arm": "manual", "seed": 0, "budget_madds": 10_000_000, "test_top1": 70.0}) + "\n")
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "longer_training.py"), str(source),
+                             "--budget-madds", "10M", "--arms", "manual", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "holds no `arch`" in result.stderr

@@ -9,7 +9,8 @@ a rerun skips finished trainings and resumes an interrupted one from OUT. Prints
 order and the gap per budget.
 
     OMP_NUM_THREADS=1 python bench/longer_training.py docs/results/space_vs_manual_fair.jsonl \\
-        --budget-madds 10M --arms manual --out runs/longer --rows runs/longer/rows.jsonl  # one arm per process
+        --networks docs/results/space_vs_manual_fair_seed0_networks.jsonl --budget-madds 10M --arms manual \\
+        --out runs/longer   # one arm per process, two 1-thread processes at a time
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
+def with_networks(rows: list[dict], networks: list[dict]) -> list[dict]:
+    """`rows` where a row without `arch` takes it from `networks` (same arm, seed and budget)."""
+    known = {(network["arm"], network["seed"], network["budget_madds"]): network["arch"] for network in networks}
+    return [row if "arch" in row or (row.get("arm"), row["seed"], row["budget_madds"]) not in known
+            else {**row, "arch": known[(row["arm"], row["seed"], row["budget_madds"])]} for row in rows]
+
+
 def best_row(rows: list[dict], arm: str, budget: int) -> dict:
     """The arm's best network at `budget` (highest test top-1; the lower seed on a tie)."""
     members = [row for row in rows if row.get("arm") == arm and row["budget_madds"] == budget]
@@ -40,7 +48,8 @@ def best_row(rows: list[dict], arm: str, budget: int) -> dict:
     best = max(members, key=lambda row: (row["test_top1"], -row["seed"]))
     if "arch" not in best:
         raise SystemExit(f"longer_training: the best {arm} row at {budget / 1e6:g}M (seed {best['seed']}) holds no "
-                         f"`arch`; rows written before the rows carried their network need it added by a rerun")
+                         f"`arch`; name a file that holds it with --networks (e.g. "
+                         f"docs/results/space_vs_manual_fair_seed0_networks.jsonl)")
     return best
 
 
@@ -64,6 +73,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, help="the paired comparison's rows (bench/space_vs_manual_fair.py)")
+    parser.add_argument("--networks", type=Path, action="append", default=[],
+                        help="JSONL of {arm, seed, budget_madds, arch} for source rows written without `arch`")
     parser.add_argument("--budget-madds", nargs="+", default=["10M", "20M"])
     parser.add_argument("--arms", nargs="+", default=["learned", "manual"], choices=("learned", "manual", "union"))
     parser.add_argument("--epochs", type=int, default=45)
@@ -74,7 +85,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     rows_path = args.rows or args.out / "rows.jsonl"
-    source = read_rows(args.source)
+    source = with_networks(read_rows(args.source), [row for path in args.networks for row in read_rows(path)])
 
     for budget in sorted(parse_madds(text) for text in args.budget_madds):
         for arm in args.arms:

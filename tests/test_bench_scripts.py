@@ -352,10 +352,13 @@ def test_longer_training_retrains_each_arms_best_network_on_all_images_and_skips
     source.write_text("".join(json.dumps(row) + "\n" for row in (
         {"arm": "learned", "seed": 0, "budget_madds": 10_000_000, "test_top1": 60.0, "arch": small},
         {"arm": "learned", "seed": 1, "budget_madds": 10_000_000, "test_top1": 62.0, "arch": large},
-        {"arm": "manual", "seed": 0, "budget_madds": 10_000_000, "test_top1": 70.0, "arch": small},
-        {"arm": "manual", "seed": 1, "budget_madds": 10_000_000, "test_top1": 64.0})))  # the best row needs no arch
+        {"arm": "manual", "seed": 0, "budget_madds": 10_000_000, "test_top1": 70.0},  # its arch: --networks
+        {"arm": "manual", "seed": 1, "budget_madds": 10_000_000, "test_top1": 64.0})))
+    networks = tmp_path / "networks.jsonl"
+    networks.write_text(json.dumps({"arm": "manual", "seed": 0, "budget_madds": 10_000_000, "arch": small}) + "\n")
     command = [sys.executable, str(ROOT / "bench" / "longer_training.py"), str(source), "--budget-madds", "10M",
-               "--epochs", "1", "--out", str(tmp_path / "out"), "--set", "data=synthetic:96,32",
+               "--networks", str(networks), "--epochs", "1", "--out", str(tmp_path / "out"),
+               "--set", "data=synthetic:96,32",
                "--set", "train.test_subset=None", "--set", "train.batch_size=32"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     printed = json.loads(subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout)
@@ -378,3 +381,12 @@ def test_longer_training_says_when_the_best_row_has_no_network(tmp_path):
                              "--budget-madds", "10M", "--arms", "manual", "--out", str(tmp_path / "out")],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "holds no `arch`" in result.stderr
+
+
+def test_the_committed_seed0_networks_rebuild_to_the_rows_costs():
+    # The script itself checks each rebuilt network against its row's MAdds and params.
+    printed = subprocess.run([sys.executable, str(ROOT / "bench" / "fair_seed0_networks.py")], check=True,
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    committed = (ROOT / "docs" / "results" / "space_vs_manual_fair_seed0_networks.jsonl").read_text()
+    assert [json.loads(line) for line in printed.splitlines()] == [json.loads(line) for line in committed.splitlines()]
+    assert {json.loads(line)["arm"] for line in committed.splitlines()} == {"manual", "learned"}

@@ -3,7 +3,7 @@
 Rebuilt from the supernet ranking's rows (docs/results/supernet_ranking_networks.jsonl: that run trained
 the seed-0 searches' pick candidates, the picks among them) by their choice indices in the manual space
 and in the committed seed-0 space; each is checked against its fair row's MAdds, params and test top-1.
-Prints one JSON line per network ({arm, seed, budget_madds, arch, rebuilt_from}), the format
+Prints one JSON line per network ({arm, seed, budget_madds, test_top1, arch, rebuilt_from}), the format
 `bench/longer_training.py --networks` reads.
 
     python bench/fair_seed0_networks.py > docs/results/space_vs_manual_fair_seed0_networks.jsonl
@@ -45,7 +45,7 @@ def main() -> None:
             raise SystemExit(f"fair_seed0_networks: the rebuilt {row['arm']} network costs {cost}, its row "
                              f"{row['madds']} MAdds and {row['params']} params")
         print(json.dumps({"arm": row["arm"], "seed": row["seed"], "budget_madds": row["budget_madds"],
-                          "arch": arch_to_dict(network),
+                          "test_top1": row["test_top1"], "arch": arch_to_dict(network),
                           "rebuilt_from": {"ranking_key": match[0]["key"], "choice": match[0]["choice"],
                                            "space": Path(SPACES[row["arm"]]).name}}))
 

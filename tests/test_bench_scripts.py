@@ -390,3 +390,37 @@ def test_the_committed_seed0_networks_rebuild_to_the_rows_costs():
     committed = (ROOT / "docs" / "results" / "space_vs_manual_fair_seed0_networks.jsonl").read_text()
     assert [json.loads(line) for line in printed.splitlines()] == [json.loads(line) for line in committed.splitlines()]
     assert {json.loads(line)["arm"] for line in committed.splitlines()} == {"manual", "learned"}
+
+
+def test_a_manual_block_translates_to_the_cell_of_the_same_receptive_field():
+    from autospace.arch import InvertedResidual
+    from autospace.arch.blocks import CellBlock, ZeroBlock
+    from autospace.arch.cell import reference_cell
+    from autospace.arch.network import LayerSlot
+    from autospace.cost import block_cost
+
+    translated = load_script("manual_in_learned")
+    assert translated.as_cell(InvertedResidual(kernel=3, expansion=6)) == CellBlock(reference_cell())
+    assert translated.as_cell(ZeroBlock()) == ZeroBlock()
+    chain = translated.as_cell(InvertedResidual(kernel=7, expansion=3)).cell
+    assert chain.expansion == 3 and [chain.op(0, 1), chain.op(1, 2), chain.op(2, 3)] == ["dwconv3x3"] * 3
+    slot = LayerSlot(index=1, in_channels=24, out_channels=24, stride=1, input_size=16, searchable=True)
+    for expansion in (3, 6):  # k3: expand, depthwise, project, the same convs as the block
+        block = InvertedResidual(kernel=3, expansion=expansion)
+        assert block_cost(translated.as_cell(block), slot) == block_cost(block, slot)
+
+
+def test_manual_in_learned_finds_the_seed0_manual_network_inside_the_learned_space_and_trains_it(tmp_path):
+    results = ROOT / "docs" / "results"
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "manual_in_learned.py"),
+         str(results / "space_vs_manual_fair_seed0_networks.jsonl"),
+         "--space", str(results / "space_vs_manual_fair_seed0_space.json"), "--out", str(tmp_path),
+         "--set", "data=synthetic:64,32", "--set", "train.test_subset=None", "--set", "train.train_subset=None",
+         "--set", "train.epochs=1", "--set", "train.batch_size=32"],
+        check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}).stdout
+    row = json.loads(printed)
+    assert row["held_by_space"] == [None, None, True, None, True, None, True, None, True, None, True]
+    assert row["all_held"] and row["manual_test_top1"] == 80.27 and row["train_images"] == 64
+    assert row["madds"] < 9_891_072  # stacked 3x3 depthwise convs cost less than 5x5 and 7x7 ones
+    assert results_table.read_rows(tmp_path / "rows.jsonl")[0]["test_top1"] == row["test_top1"]

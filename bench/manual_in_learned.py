@@ -2,7 +2,8 @@
 
 Translates a manual network block for block into cells of the open space: an inverted residual block
 with a k x k depthwise conv becomes the cell that expands, runs depthwise 3x3 convs stacked to the same
-receptive field and projects (k3: one; k5: two; k7: three), with the same expansion; zero stays zero.
+receptive field and projects (k3: one; k5: two; k7: three), with the same expansion; zero stays zero
+(`--translation k3`: one 3x3 whatever the kernel, the network both spaces hold).
 It says which translated blocks a learned space holds (canonical forms), then trains the translated
 network with the comparison's final training (same recipe, data subset and seed) and appends one row to
 ROWS. If the translation sits inside the learned space and trains as well as the manual network, the
@@ -36,19 +37,21 @@ CHAINS = {3: {(0, 1): "dwconv3x3", (1, 3): "identity"},
           7: {(0, 1): "dwconv3x3", (1, 2): "dwconv3x3", (2, 3): "dwconv3x3"}}
 
 
-def as_cell(block):
-    """An inverted residual block's counterpart in the open space; any other block unchanged."""
+def as_cell(block, translation: str = "chain"):
+    """An inverted residual block's counterpart in the open space; any other block unchanged.
+    `chain`: stacked 3x3 depthwise convs of the block's receptive field; `k3`: one 3x3 depthwise conv
+    whatever the block's kernel (isolates what the larger kernels bring)."""
     if not isinstance(block, InvertedResidual):
         return block
     if block.squeeze_excite or block.dilation != 1 or block.activation != "relu6" or block.kernel not in CHAINS:
         raise SystemExit(f"manual_in_learned: no cell counterpart of {block}")
-    chain = CHAINS[block.kernel]
+    chain = CHAINS[block.kernel if translation == "chain" else 3]
     return CellBlock(Cell(ops=tuple(chain.get(edge, "zero") for edge in EDGES), expansion=block.expansion))
 
 
-def translate(network):
+def translate(network, translation: str = "chain"):
     """The network with every searchable layer's block as its cell counterpart (fixed layers stay)."""
-    layers = tuple(replace(layer, block=as_cell(layer.block)) if layer.searchable else layer
+    layers = tuple(replace(layer, block=as_cell(layer.block, translation)) if layer.searchable else layer
                    for layer in network.layers)
     return replace(network, layers=layers)
 
@@ -72,6 +75,8 @@ def main() -> None:
     parser.add_argument("--space", type=Path, required=True, help="the learned space.json to look the cells up in")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--budget-madds", default="10M")
+    parser.add_argument("--translation", choices=("chain", "k3"), default="chain",
+                        help="chain: stacked 3x3 depthwise convs of the same receptive field; k3: one 3x3")
     parser.add_argument("--config", default="cpu", help="run preset whose final training the comparison used")
     parser.add_argument("--out", type=Path, default=Path("runs/translated"))
     parser.add_argument("--rows", type=Path, default=None, help="JSONL to append to (default: OUT/rows.jsonl)")
@@ -84,16 +89,17 @@ def main() -> None:
         raise SystemExit(f"manual_in_learned: {len(source)} manual rows of seed {args.seed} at {budget / 1e6:g}M in "
                          f"{args.networks}; expected 1")
     manual = arch_from_dict(source[0]["arch"])
-    network = translate(manual)
+    network = translate(manual, args.translation)
     held = held_by_space(network, load_space(args.space))
 
     run = load_run_config(args.config, [f"seed={args.seed}", "progress=false", *args.overrides])
     config = replace(run.train, data=run.data, data_dir=run.data_dir, seed=args.seed, device=run.device,
                      precision=run.precision, progress=False, image_size=run.image_size)
-    folder = args.out / f"translated-{budget // 1_000_000}M-seed{args.seed}"
+    folder = args.out / f"translated-{args.translation}-{budget // 1_000_000}M-seed{args.seed}"
     started = time.perf_counter()
     metrics = train(network, config, folder, resume=(folder / "config.yaml").exists())
-    row = {"bench": "manual_in_learned", "config": args.config, "seed": args.seed, "budget_madds": budget,
+    row = {"bench": "manual_in_learned", "config": args.config, "translation": args.translation, "seed": args.seed,
+           "budget_madds": budget,
            "space": str(args.space), "held_by_space": held, "all_held": all(h is not False for h in held),
            "manual_test_top1": source[0].get("test_top1"), "manual_arch": source[0]["arch"],
            "arch": arch_to_dict(network), "test_top1": metrics["test_top1"], "madds": metrics["madds"],

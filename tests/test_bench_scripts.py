@@ -404,6 +404,7 @@ def test_a_manual_block_translates_to_the_cell_of_the_same_receptive_field():
     assert translated.as_cell(ZeroBlock()) == ZeroBlock()
     chain = translated.as_cell(InvertedResidual(kernel=7, expansion=3)).cell
     assert chain.expansion == 3 and [chain.op(0, 1), chain.op(1, 2), chain.op(2, 3)] == ["dwconv3x3"] * 3
+    assert translated.as_cell(InvertedResidual(kernel=7, expansion=6), "k3") == CellBlock(reference_cell())
     slot = LayerSlot(index=1, in_channels=24, out_channels=24, stride=1, input_size=16, searchable=True)
     for expansion in (3, 6):  # k3: expand, depthwise, project, the same convs as the block
         block = InvertedResidual(kernel=3, expansion=expansion)

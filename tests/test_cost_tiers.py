@@ -70,6 +70,26 @@ def _tiered(slot_index=3, size=15, seed=0):
     return slot, population
 
 
+def test_a_prior_without_stacked_chains_is_the_reference_at_each_expansion_and_seeds_only_it():
+    family = stacked_family(reference_cell(), deepest=1)
+    assert sorted(family, key=str) == sorted((stacked_reference(e, 1) for e in (1, 3, 6)), key=str)
+    assert len(set(family)) == 3
+    assert all(_dwconvs_on_the_path(cell) == 1 for cell in family)
+    slot = preset_skeleton("cifar-small").searchable_slots()[3]
+    tiers = layer_tiers(slot, reference_cell(), 3, deepest=1)
+    assert sorted((member for tier in tiers for member in tier.family), key=str) == sorted(family, key=str)
+    # the tiers still span the manual range (k3e3 .. k7e6): the chains only widened it, never set its ends here
+    assert tiers[-1].cap >= block_cost(InvertedResidual(kernel=7, expansion=6), slot).madds
+    population = TieredPopulation(slot, tiers, 3, tier_sizes(15, tiers))
+    population.initialise(15, random.Random(0))
+    assert set(family) <= set(population.cells())
+
+
+def test_the_prior_depth_is_checked():
+    with pytest.raises(Exception, match="family_stack_depth is 4; valid: 1, 2, 3"):
+        EvolveConfig(family_stack_depth=4)
+
+
 def test_no_tier_drifts_under_evolution_with_random_fitness():
     """Mutation and removal act within a tier: after many regenerations with random fitness every cell
     still costs what its tier allows, every tier keeps its size and every family member stays."""

@@ -45,6 +45,11 @@ class EvolveConfig:
         "of equal MAdds ratio; selection, mutation, removal and export act within a tier, so fitness chooses "
         "across costs and the search allocates the budget. 0: one MAdds band per layer (cap_slack, cap_floor, "
         "skipped_share; also used with target_latency_ms)", 3)
+    family_stack_depth: int = _help(
+        "with tiers: the deepest stack of dwconv3x3 in the reference family (the prior seeded and exported in "
+        "every layer): 3, e1/e3/e6 x one, two and three stacked (receptive fields 3, 5, 7); 1, the reference "
+        "cell alone at each expansion (issue 28: stacked chains of the seed-0 manual network trained 2.3 points "
+        "below single 3x3 convs, docs/RESULTS.md)", 3)
     top_k_per_tier: int = _help("with tiers: learned cells exported per tier (beside every trained "
                                 "reference-family member)", 1)
     cap_slack: float = _help("a layer admits cells in a MAdds band [floor x tau_l, tau_l] placed so that the "
@@ -135,6 +140,8 @@ class EvolveConfig:
         if self.budget_madds_max is not None and self.budget_madds_max < self.budget_madds:
             raise AutospaceError(f"budget_madds_max ({self.budget_madds_max:,}) is below budget_madds "
                                  f"({self.budget_madds:,}); the range is [budget_madds, budget_madds_max]")
+        if self.family_stack_depth not in (1, 2, 3):
+            raise AutospaceError(f"family_stack_depth is {self.family_stack_depth!r}; valid: 1, 2, 3")
         if self.fitness_average not in ("windows", "momentum"):
             raise AutospaceError(f"fitness_average is {self.fitness_average!r}; valid: windows, momentum")
         require_at_least(self, 1, "diagnostic_batches")

@@ -43,13 +43,13 @@ def stacked_reference(expansion: int, depth: int) -> Cell:
     return canonical(Cell(ops=tuple(ops), expansion=expansion, aggregation="sum"))
 
 
-def stacked_family(reference: Cell) -> list[Cell]:
-    """The prior: with the inverted-residual reference, every expansion x stack depth (9 cells,
-    largest first); with another reference, that reference at every expansion."""
+def stacked_family(reference: Cell, deepest: int = STACK_DEPTHS[-1]) -> list[Cell]:
+    """The prior: with the inverted-residual reference, every expansion x stack depth up to `deepest`
+    (9 cells with 3, largest first); with another reference, that reference at every expansion."""
     if canonical(reference) != canonical(reference_cell()):
         return reference_family(reference)
     return [stacked_reference(expansion, depth) for expansion in sorted(CELL_EXPANSIONS, reverse=True)
-            for depth in STACK_DEPTHS]
+            for depth in STACK_DEPTHS if depth <= deepest]
 
 
 def manual_range(slot: LayerSlot) -> tuple[int, int]:
@@ -71,11 +71,11 @@ def tier_bounds(low: int, high: int, tiers: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def layer_tiers(slot: LayerSlot, reference: Cell, tiers: int) -> list[LayerBudget]:
+def layer_tiers(slot: LayerSlot, reference: Cell, tiers: int, deepest: int = STACK_DEPTHS[-1]) -> list[LayerBudget]:
     """One LayerBudget per tier of this layer: its [floor, cap], the family members whose cost falls in
     it, and its anchor (`scaled_reference`, the centre of the d_H <= delta constraint): the tier's
     family member nearest the tier's middle in cost ratio, or the family member nearest the tier."""
-    family = stacked_family(reference)
+    family = stacked_family(reference, deepest)
     costs = {cell: cell_madds(cell, slot) for cell in family}
     cheapest_manual, costliest_manual = manual_range(slot)
     low = min(min(costs.values()), cheapest_manual)
@@ -90,8 +90,9 @@ def layer_tiers(slot: LayerSlot, reference: Cell, tiers: int) -> list[LayerBudge
     return budgets
 
 
-def skeleton_tiers(skeleton: Skeleton, reference: Cell, tiers: int) -> list[list[LayerBudget]]:
-    return [layer_tiers(slot, reference, tiers) for slot in skeleton.searchable_slots()]
+def skeleton_tiers(skeleton: Skeleton, reference: Cell, tiers: int,
+                   deepest: int = STACK_DEPTHS[-1]) -> list[list[LayerBudget]]:
+    return [layer_tiers(slot, reference, tiers, deepest) for slot in skeleton.searchable_slots()]
 
 
 def tier_sizes(population_size: int, budgets: Sequence[LayerBudget], minimum_learned: int = 2) -> list[int]:
@@ -105,7 +106,8 @@ def _log_ratio(value: float, reference: float) -> float:
     return math.log(max(value, 1) / max(reference, 1))
 
 
-def check_tiered_budget(skeleton: Skeleton, reference: Cell, budget_madds: int) -> None:
+def check_tiered_budget(skeleton: Skeleton, reference: Cell, budget_madds: int,
+                        deepest: int = STACK_DEPTHS[-1]) -> None:
     """Refuse a budget no network of a tiered space can meet: below the skeleton's fixed part, or below the
     fixed part plus the cheapest family member of every layer a search cannot skip (no residual)."""
     fixed = fixed_madds(skeleton)
@@ -113,7 +115,7 @@ def check_tiered_budget(skeleton: Skeleton, reference: Cell, budget_madds: int) 
         raise AutospaceError(
             f"budget {budget_madds:,} MAdds is below the fixed part of the skeleton (stem, first block, "
             f"head: {fixed:,} MAdds); give a budget above {fixed:,}")
-    family = stacked_family(reference)
+    family = stacked_family(reference, deepest)
     smallest = fixed + sum(min(cell_madds(cell, slot) for cell in family)
                            for slot in skeleton.searchable_slots() if not slot.has_residual)
     if budget_madds < smallest:

@@ -159,10 +159,11 @@ def evolve_autospace(config: EvolveConfig, out: str | Path, resume: bool = False
     latency_table = None
     tiered = config.tiers > 0 and config.target_latency_ms is None
     if tiered:  # issue 27: each layer spans the manual space's cost range, in tiers
-        check_tiered_budget(skeleton, reference, config.budget_madds)
+        check_tiered_budget(skeleton, reference, config.budget_madds, config.family_stack_depth)
         populations = [TieredPopulation(slot, tiers, config.max_distance, tier_sizes(config.population_size, tiers))
                        for slot, tiers in zip(skeleton.searchable_slots(),
-                                              skeleton_tiers(skeleton, reference, config.tiers))]
+                                              skeleton_tiers(skeleton, reference, config.tiers,
+                                                             config.family_stack_depth))]
     else:  # one MAdds band per layer (and a latency band with a latency target, issue 18)
         budgets = layer_budgets(skeleton, config.budget_madds, reference, config.cap_slack, config.cap_floor,
                                 config.skipped_share)

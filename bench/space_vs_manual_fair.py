@@ -120,7 +120,7 @@ def main() -> None:
                 pick = result.get("pick") or {}
                 diagnostics = space.get("fitness_diagnostics") or {}
                 row = {
-                    "bench": "space_vs_manual_fair", "config": args.config, "arm": arm,
+                    "bench": "space_vs_manual_fair", "config": args.config, "overrides": args.overrides, "arm": arm,
                     "space_method": "manual" if arm == "manual" else "autospace", "search_method": run.search_method,
                     "budget_madds": budget, "seed": seed, "data": run.data, "test_top1": metrics["test_top1"],
                     "madds": metrics["madds"], "params": metrics["params"],

@@ -333,6 +333,7 @@ def test_space_vs_manual_fair_runs_three_arms_per_budget_from_one_evolve(tmp_pat
     steps = json.loads((tmp_path / "evolve-seed0" / "space.json").read_text())["metadata"]["steps"]
     assert all(row["pretrain_steps"] == (steps if row["arm"] == "manual" else 0) for row in rows)
     assert all(row["pick_method"] == "measured" for row in rows)
+    assert all("evolve.epochs=2" in row["overrides"] for row in rows)  # a row says what it changed in the recipe
     from autospace.arch.codec import arch_from_dict, load_arch
 
     assert all(arch_from_dict(row["arch"]) == load_arch(Path(row["run_dir"]) / "search" / "arch.json") for row in rows)

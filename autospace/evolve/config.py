@@ -140,8 +140,11 @@ class EvolveConfig:
         if self.budget_madds_max is not None and self.budget_madds_max < self.budget_madds:
             raise AutospaceError(f"budget_madds_max ({self.budget_madds_max:,}) is below budget_madds "
                                  f"({self.budget_madds:,}); the range is [budget_madds, budget_madds_max]")
-        if self.family_stack_depth not in (1, 2, 3):
-            raise AutospaceError(f"family_stack_depth is {self.family_stack_depth!r}; valid: 1, 2, 3")
+        from autospace.evolve.cost_tiers import STACK_DEPTHS
+
+        if self.family_stack_depth not in STACK_DEPTHS:
+            raise AutospaceError(f"family_stack_depth is {self.family_stack_depth!r}; "
+                                 f"valid: {', '.join(map(str, STACK_DEPTHS))}")
         if self.fitness_average not in ("windows", "momentum"):
             raise AutospaceError(f"fitness_average is {self.fitness_average!r}; valid: windows, momentum")
         require_at_least(self, 1, "diagnostic_batches")

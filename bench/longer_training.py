@@ -25,7 +25,7 @@ import torch
 
 from autospace.arch.codec import arch_from_dict, arch_to_dict
 from autospace.cost.units import parse_madds
-from autospace.pipeline import load_run_config
+from autospace.pipeline import load_run_config, stage_configs
 from autospace.runtime.atomic import append_jsonl
 
 
@@ -93,9 +93,7 @@ def main() -> None:
                 continue
             best = best_row(source, arm, budget)
             run = load_run_config(args.config, [f"seed={best['seed']}", "progress=false", *args.overrides])
-            config = replace(run.train, data=run.data, data_dir=run.data_dir, seed=best["seed"], device=run.device,
-                             precision=run.precision, progress=False, image_size=run.image_size,
-                             epochs=args.epochs, train_subset=args.train_subset)
+            config = replace(stage_configs(run, args.out)[2], epochs=args.epochs, train_subset=args.train_subset)
             folder = args.out / f"{arm}-{budget // 1_000_000}M-seed{best['seed']}"
             network = arch_from_dict(best["arch"])
             started = time.perf_counter()

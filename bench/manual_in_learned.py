@@ -28,7 +28,7 @@ from autospace.arch.cell import Cell
 from autospace.arch.codec import arch_from_dict, arch_to_dict, load_space
 from autospace.arch.ops import EDGES
 from autospace.cost.units import parse_madds
-from autospace.pipeline import load_run_config
+from autospace.pipeline import load_run_config, stage_configs
 from autospace.runtime.atomic import append_jsonl
 
 # Edges (in `EDGES` order) of the stacked depthwise 3x3 chain per kernel size: 0->1, then 1->2 and 2->3.
@@ -93,8 +93,7 @@ def main() -> None:
     held = held_by_space(network, load_space(args.space))
 
     run = load_run_config(args.config, [f"seed={args.seed}", "progress=false", *args.overrides])
-    config = replace(run.train, data=run.data, data_dir=run.data_dir, seed=args.seed, device=run.device,
-                     precision=run.precision, progress=False, image_size=run.image_size)
+    config = stage_configs(run, args.out)[2]  # the final training as the comparison ran it
     folder = args.out / f"translated-{args.translation}-{budget // 1_000_000}M-seed{args.seed}"
     started = time.perf_counter()
     metrics = train(network, config, folder, resume=(folder / "config.yaml").exists())
